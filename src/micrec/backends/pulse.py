@@ -1,0 +1,161 @@
+"""Capture from a PulseAudio server, or PipeWire through pipewire-pulse.
+
+Listing uses pulsectl (libpulse's introspection API); capture uses libpulse-simple through
+pasimple, read on a thread of its own in blocks of ``spec.block_frames``. The server opens the
+source at whatever rate and channel count the stream asks for (it resamples and remixes), so
+the stream always runs at the configured format and the pipeline converts nothing.
+
+Monitors of outputs are not microphones: they are left out of the device list (they can still
+be named with ``device=`` explicitly).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._lazy import require
+from ..errors import DeviceError, DeviceLostError, DeviceNotFoundError
+from ..types import InputDevice
+from .base import BlockSink, StreamSpec
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["PulseBackend", "server_reachable"]
+
+_PA_INVALID_INDEX = 0xFFFFFFFF
+
+
+def _pulsectl() -> Any:
+    return require("pulsectl", extra="pulse")
+
+
+def _pasimple() -> Any:
+    return require("pasimple", extra="pulse")
+
+
+def server_reachable() -> bool:
+    """Whether a PulseAudio-compatible server answers (cheap: no audio is opened)."""
+    if not _socket_may_exist():
+        return False
+    try:
+        pulsectl = _pulsectl()
+        with pulsectl.Pulse("micrec-probe"):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+
+
+def _socket_may_exist() -> bool:
+    server = os.environ.get("PULSE_SERVER")
+    if server:
+        return True
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return Path(runtime, "pulse", "native").exists() or Path("/var/run/pulse/native").exists()
+
+
+class PulseBackend:
+    """Capture devices of a PulseAudio (or PipeWire-Pulse) server."""
+
+    name = "pulse"
+
+    def __init__(self, server: str | None = None, app_name: str = "micrec") -> None:
+        self.server = server
+        self.app_name = app_name
+
+    # -- devices -----------------------------------------------------------------------------
+    def _introspect(self) -> tuple[list[Any], str | None]:
+        pulsectl = _pulsectl()
+        # pulsectl's connect(timeout=...) always waits out the whole timeout; connect plainly.
+        with pulsectl.Pulse(f"{self.app_name}-list", server=self.server) as pulse:
+            sources = list(pulse.source_list())
+            default = pulse.server_info().default_source_name
+        return sources, default
+
+    def list_devices(self) -> list[InputDevice]:
+        try:
+            sources, default = self._introspect()
+        except Exception:  # noqa: BLE001 - no server: no devices
+            return []
+        return [InputDevice(s.name, s.description, s.name == default, self.name)
+                for s in sources if s.monitor_of_sink == _PA_INVALID_INDEX]
+
+    def _known_sources(self) -> tuple[set[str], str | None]:
+        sources, default = self._introspect()
+        return {s.name for s in sources}, default
+
+    def can_capture(self, device: str | None) -> bool:
+        try:
+            names, default = self._known_sources()
+            target = device or default
+            if not target or target not in names:
+                return False
+            pasimple = _pasimple()
+            probe = pasimple.PaSimple(pasimple.PA_STREAM_RECORD, pasimple.PA_SAMPLE_S16LE, 1, 16000,
+                                      self.app_name, "permission probe", server_name=self.server,
+                                      device_name=target, fragsize=640)
+            probe.close()
+            return True
+        except Exception:  # noqa: BLE001 - the contract: False, never an exception
+            return False
+
+    # -- streams -----------------------------------------------------------------------------
+    def open(self, spec: StreamSpec, sink: BlockSink) -> _PulseStream:
+        try:
+            names, default = self._known_sources()
+        except Exception as exc:  # noqa: BLE001
+            raise DeviceError(f"cannot reach the PulseAudio server: {exc}") from exc
+        if spec.device is not None and spec.device not in names:
+            mics = sorted(d.id for d in self.list_devices())
+            raise DeviceNotFoundError(
+                f"no capture device {spec.device!r} on the sound server; "
+                f"pick one of {mics} (see get_input_devices())", value=spec.device, name="device")
+        if spec.device is None and default is None:
+            raise DeviceError("the sound server has no default capture device; pass device=")
+        return _PulseStream(self, spec, sink)
+
+
+class _PulseStream:
+    def __init__(self, backend: PulseBackend, spec: StreamSpec, sink: BlockSink) -> None:
+        pasimple = _pasimple()
+        self.rate = spec.rate
+        self.channels = spec.channels
+        self._sink = sink
+        self._block_bytes = spec.block_frames * spec.channels * 2
+        try:
+            self._pa = pasimple.PaSimple(
+                pasimple.PA_STREAM_RECORD, pasimple.PA_SAMPLE_S16LE, spec.channels, spec.rate,
+                backend.app_name, "recording", server_name=backend.server,
+                device_name=spec.device, fragsize=self._block_bytes)
+        except Exception as exc:  # noqa: BLE001 - pasimple raises its own error type
+            raise DeviceError(f"cannot open capture device {spec.device or '(default)'}: {exc}",
+                              value=spec.device, name="device") from exc
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._read_loop, name="micrec-pulse-capture", daemon=True)
+
+    def start(self) -> None:
+        self._running.set()
+        self._thread.start()
+
+    def close(self) -> None:
+        was_started = self._thread.is_alive() or self._running.is_set()
+        self._running.clear()
+        if was_started and self._thread is not threading.current_thread():
+            self._thread.join()
+        if self._pa is not None:
+            self._pa.close()
+            self._pa = None
+
+    def _read_loop(self) -> None:
+        import numpy as np
+
+        read, push, nbytes, channels = self._pa.read, self._sink.push, self._block_bytes, self.channels
+        try:
+            while self._running.is_set():
+                push(np.frombuffer(read(nbytes), dtype=np.int16).reshape(-1, channels))
+        except Exception as exc:  # noqa: BLE001 - pasimple raises its own error type
+            if self._running.is_set():
+                self._sink.fail(DeviceLostError(f"the capture device stopped delivering audio: {exc}"))

@@ -1,0 +1,41 @@
+"""Shared plumbing for the encoders that write through libsndfile (python-soundfile)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .._lazy import require
+
+if TYPE_CHECKING:
+    import soundfile
+
+# libsndfile commands that python-soundfile does not wrap (values from sndfile.h).
+SFC_UPDATE_HEADER_NOW = 0x1060
+SFC_SET_UPDATE_HEADER_AUTO = 0x1061
+SFC_RF64_AUTO_DOWNGRADE = 0x1210
+
+
+def soundfile_module() -> Any:
+    return require("soundfile", extra="core", package="soundfile")
+
+
+def sndfile_unavailable_reason(format_name: str) -> str | None:
+    try:
+        sf = soundfile_module()
+    except ImportError as exc:
+        return str(exc)
+    if format_name not in sf.available_formats():
+        return f"this libsndfile ({sf.__libsndfile_version__}) cannot write {format_name}"
+    return None
+
+
+def sf_command(f: soundfile.SoundFile, command: int, value: int) -> int:
+    sf = soundfile_module()
+    return int(sf._snd.sf_command(f._file, command, sf._ffi.NULL, value))
+
+
+def open_for_writing(path: str | os.PathLike[str], rate: int, channels: int,
+                     format_name: str) -> soundfile.SoundFile:
+    sf = soundfile_module()
+    return sf.SoundFile(os.fspath(path), "w", rate, channels, "PCM_16", format=format_name)

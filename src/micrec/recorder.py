@@ -1,0 +1,369 @@
+"""AudioRecorder: Flet's recorder control, implemented natively in Python.
+
+The front end holds the settings, the state machine and the events. Devices and codecs are
+the business of :mod:`micrec.backends` and :mod:`micrec.encoders`, reached through a
+:class:`~micrec.session.Session`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidConfigError, StateError
+from .events import EventDispatcher
+from .types import (
+    Amplitude,
+    AudioEncoder,
+    AudioRecorderState,
+    AudioRecorderStateChangeEvent,
+    InputDevice,
+)
+
+if TYPE_CHECKING:
+    from .backends import CaptureBackend
+    from .session import Session
+
+__all__ = ["AudioRecorder", "list_input_devices"]
+
+MIN_RATE, MAX_RATE = 8000, 192000
+StateHandler = Callable[[AudioRecorderStateChangeEvent], Any]
+
+
+class AudioRecorder:
+    """Records a microphone to a file.
+
+    Parameters
+    ----------
+    audio_encoder : AudioEncoder or str
+        File format (default WAV). A string is taken as the enum's value (``"flac"``).
+    sample_rate : int
+        Hz, 8000..192000 (default 44100). Encoders that admit only some rates use the nearest.
+    channels_num : int
+        1 (mono) or 2 (stereo, default).
+    bit_rate : int
+        Bits per second for lossy encoders (default 128000).
+    auto_gain, suppress_noise, cancel_echo : bool
+        Voice processing on the worker thread.
+    device : str, optional
+        A device id from :meth:`get_input_devices`; None records the system default.
+    on_state_changed : callable, optional
+        Called with an :class:`AudioRecorderStateChangeEvent` at every transition, in order,
+        on a micrec thread.
+    backend : str or CaptureBackend, optional
+        ``"auto"`` (default: a PulseAudio/PipeWire server, else PortAudio), ``"pulse"``,
+        ``"portaudio"``, or a backend object such as :class:`micrec.backends.TestBackend`.
+
+    Notes
+    -----
+    Every parameter is also a read/write attribute; a change takes effect at the next
+    :meth:`start_recording`. All methods may be called from any thread.
+
+    Examples
+    --------
+    >>> rec = AudioRecorder(audio_encoder="flac", channels_num=1)          # doctest: +SKIP
+    >>> rec.start_recording("take.flac")                                   # doctest: +SKIP
+    >>> rec.stop_recording()                                               # doctest: +SKIP
+    'take.flac'
+    """
+
+    def __init__(
+        self,
+        audio_encoder: AudioEncoder | str = AudioEncoder.WAV,
+        sample_rate: int = 44100,
+        channels_num: int = 2,
+        bit_rate: int = 128000,
+        auto_gain: bool = False,
+        suppress_noise: bool = False,
+        cancel_echo: bool = False,
+        device: str | None = None,
+        on_state_changed: StateHandler | None = None,
+        *,
+        backend: str | CaptureBackend | None = None,
+    ) -> None:
+        self.audio_encoder = audio_encoder
+        self.sample_rate = sample_rate
+        self.channels_num = channels_num
+        self.bit_rate = bit_rate
+        self.auto_gain = auto_gain
+        self.suppress_noise = suppress_noise
+        self.cancel_echo = cancel_echo
+        self.device = device
+        self.on_state_changed = on_state_changed
+        self.backend = backend
+        self._lock = threading.RLock()
+        self._session: Session | None = None
+        self._paused = False
+        self._events = EventDispatcher()
+        self._last_error: BaseException | None = None
+
+    # -- the session -------------------------------------------------------------------------
+    def start_recording(self, output_path: str | os.PathLike[str]) -> bool:
+        """Start recording to ``output_path``; returns True.
+
+        Raises
+        ------
+        InvalidConfigError
+            A setting or the path's extension is not usable; the message names it.
+        EncoderUnavailableError
+            The encoder cannot run on this machine (the message says what to install).
+        OutputError
+            The file cannot be created (missing directory, not writable).
+        DeviceNotFoundError, DeviceError
+            The device id is unknown or cannot be opened.
+        StateError
+            A session is already open.
+        """
+        from .backends import get_backend
+        from .session import Session
+
+        with self._lock:
+            if self._session is not None and self._session.ended:
+                self._forget_failed(self._session)
+            if self._session is not None:
+                raise StateError(
+                    f"a recording to {str(self._session.path)!r} is already open; stop_recording() "
+                    "or cancel_recording() it first", value=os.fspath(output_path), name="output_path")
+            config = self._validated_config(output_path)
+            backend = get_backend(self.backend)
+            self._session = Session.open(config, backend, self._session_ended)
+            self._paused = False
+            self._last_error = None
+            self._emit(AudioRecorderState.RECORDING, config.path)
+            return True
+
+    def stop_recording(self) -> str | None:
+        """Stop, finalize the file and return its path; None when no session is open."""
+        with self._lock:
+            session = self._session
+            if session is None:
+                return None
+            session.stop()
+            self._session = None
+            self._paused = False
+            self._last_error = session.error
+            self._emit(AudioRecorderState.STOPPED, session.path, session.error)
+            return str(session.path)
+
+    def cancel_recording(self) -> None:
+        """Stop and delete the file."""
+        with self._lock:
+            session = self._session
+            if session is None:
+                return
+            session.cancel()
+            self._session = None
+            self._paused = False
+            self._emit(AudioRecorderState.STOPPED, session.path, session.error)
+
+    def pause_recording(self) -> None:
+        """Pause; the paused time is left out of the file. No effect unless recording."""
+        with self._lock:
+            if self._session is None or self._paused:
+                return
+            self._session.pause()
+            self._paused = True
+            self._emit(AudioRecorderState.PAUSED, self._session.path)
+
+    def resume_recording(self) -> None:
+        """Resume after :meth:`pause_recording`. No effect unless paused."""
+        with self._lock:
+            if self._session is None or not self._paused:
+                return
+            self._session.resume()
+            self._paused = False
+            self._emit(AudioRecorderState.RECORDING, self._session.path)
+
+    pause = pause_recording
+    resume = resume_recording
+
+    def seek(self, position_milliseconds: float) -> None:
+        """While paused, cut the take at ``position_milliseconds``: resume() records from there.
+
+        Everything recorded after that position is discarded (tape punch-in). WAV, PCM16BITS
+        and FLAC cut at the exact sample; other encoders at the nearest preceding frame.
+
+        Raises
+        ------
+        StateError
+            Not paused.
+        InvalidConfigError
+            The position is negative or beyond the end of the take.
+        """
+        with self._lock:
+            if self._session is None or not self._paused:
+                raise StateError("seek() needs a paused recording: pause_recording() first",
+                                 value=position_milliseconds, name="position_milliseconds")
+            length_ms = self._session.frames_recorded * 1000 / self._session.rate
+            try:
+                position = float(position_milliseconds)
+            except (TypeError, ValueError):
+                position = float("nan")
+            if not 0 <= position <= length_ms + 0.5:
+                raise InvalidConfigError(
+                    f"position_milliseconds={position_milliseconds!r} is outside the take "
+                    f"(0..{length_ms:.0f} ms)", value=position_milliseconds, name="position_milliseconds")
+            self._session.seek(min(position, length_ms))
+
+    # -- state ------------------------------------------------------------------------------
+    def is_recording(self) -> bool:
+        """True while a session is open, paused included."""
+        session = self._session
+        return session is not None and not session.ended
+
+    def is_paused(self) -> bool:
+        """True while paused."""
+        return self._paused and self.is_recording()
+
+    @property
+    def state(self) -> AudioRecorderState:
+        if not self.is_recording():
+            return AudioRecorderState.STOPPED
+        return AudioRecorderState.PAUSED if self._paused else AudioRecorderState.RECORDING
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The fault that ended the latest session, or None."""
+        return self._last_error
+
+    @property
+    def overflows(self) -> int:
+        """Blocks dropped in the current (or latest) session because the recorder fell behind."""
+        session = self._session
+        return 0 if session is None else session.overflows
+
+    @property
+    def duration_ms(self) -> float:
+        """Length of the take written so far, in milliseconds (0 when idle)."""
+        session = self._session
+        return 0.0 if session is None else session.frames_recorded * 1000 / session.rate
+
+    def get_amplitude(self) -> Amplitude:
+        """Peak levels in dBFS: the latest ~50 ms and the session's highest; -160 when idle."""
+        session = self._session
+        if session is None or session.ended:
+            return Amplitude()
+        if self._paused:
+            return Amplitude(-160.0, session.levels()[1])
+        current, peak = session.levels()
+        return Amplitude(current, peak)
+
+    # -- devices and capabilities -----------------------------------------------------------
+    def get_input_devices(self) -> dict[str, str]:
+        """``{device_id: label}`` of the capture devices present now."""
+        return {d.id: d.label for d in list_input_devices(self.backend)}
+
+    def has_permission(self) -> bool:
+        """Whether a capture device (``device``, or the default) can be opened now."""
+        from .backends import get_backend
+
+        try:
+            return get_backend(self.backend).can_capture(self.device)
+        except Exception:  # noqa: BLE001 - never raises
+            return False
+
+    def is_supported_encoder(self, encoder: AudioEncoder | str) -> bool:
+        """True exactly when :meth:`start_recording` with ``encoder`` would work here now."""
+        from . import encoders
+
+        try:
+            codec = AudioEncoder(encoder)
+        except ValueError:
+            return False
+        return encoders.unavailable_reason(codec) is None
+
+    # -- context manager --------------------------------------------------------------------
+    def __enter__(self) -> AudioRecorder:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop_recording()
+
+    def wait_for_events(self, timeout: float | None = None) -> bool:
+        """Wait until every state-change event emitted so far has been handled."""
+        return self._events.wait_idle(timeout)
+
+    # -- internals --------------------------------------------------------------------------
+    def _validated_config(self, output_path: str | os.PathLike[str]) -> Any:
+        from .session import SessionConfig
+
+        try:
+            encoder = AudioEncoder(self.audio_encoder)
+        except ValueError:
+            raise InvalidConfigError(
+                f"audio_encoder={self.audio_encoder!r} is not an encoder; use one of "
+                f"{[e.value for e in AudioEncoder]}", value=self.audio_encoder, name="audio_encoder") from None
+        rate = _int_setting("sample_rate", self.sample_rate)
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise InvalidConfigError(f"sample_rate={self.sample_rate!r} is outside {MIN_RATE}..{MAX_RATE} Hz",
+                                     value=self.sample_rate, name="sample_rate")
+        channels = _int_setting("channels_num", self.channels_num)
+        if channels not in (1, 2):
+            raise InvalidConfigError(f"channels_num={self.channels_num!r}: use 1 (mono) or 2 (stereo)",
+                                     value=self.channels_num, name="channels_num")
+        bit_rate = _int_setting("bit_rate", self.bit_rate)
+        if bit_rate <= 0:
+            raise InvalidConfigError(f"bit_rate={self.bit_rate!r} must be a positive number of bits/s",
+                                     value=self.bit_rate, name="bit_rate")
+        try:
+            path = Path(os.fspath(output_path))
+        except TypeError:
+            raise InvalidConfigError(f"output_path={output_path!r} is not a path", value=output_path,
+                                     name="output_path") from None
+        if not str(path) or str(path) == ".":
+            raise InvalidConfigError("output_path is empty; give a file name", value=output_path,
+                                     name="output_path")
+        if self.device is not None and not isinstance(self.device, str):
+            raise InvalidConfigError(f"device={self.device!r} must be a device id string from "
+                                     "get_input_devices()", value=self.device, name="device")
+        return SessionConfig(encoder, path, rate, channels, bit_rate, self.device,
+                             bool(self.auto_gain), bool(self.suppress_noise), bool(self.cancel_echo))
+
+    def _session_ended(self, session: Session) -> None:
+        # Called on the worker thread after a fault finalized the file. The bookkeeping runs on
+        # the event thread so that the worker never waits for a lock a stop() may hold.
+        self._events.submit(lambda: self._forget_failed(session))
+
+    def _forget_failed(self, session: Session) -> None:
+        with self._lock:
+            if self._session is not session:
+                return  # stop_recording() got there first and reported it
+            self._session = None
+            self._paused = False
+            self._last_error = session.error
+            self._emit(AudioRecorderState.STOPPED, session.path, session.error)
+
+    def _emit(self, state: AudioRecorderState, path: Path, error: BaseException | None = None) -> None:
+        event = AudioRecorderStateChangeEvent(state, str(path), error)
+        self._events.submit(lambda: self._deliver(event))
+
+    def _deliver(self, event: AudioRecorderStateChangeEvent) -> None:
+        handler = self.on_state_changed
+        if handler is not None:
+            handler(event)
+
+
+def _int_setting(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+        except AttributeError:
+            pass
+        raise InvalidConfigError(f"{name}={value!r} must be a whole number", value=value, name=name)
+    return value
+
+
+def list_input_devices(backend: str | CaptureBackend | None = None) -> list[InputDevice]:
+    """The capture devices present now, with the default marked (``InputDevice.is_default``)."""
+    from .backends import get_backend
+
+    try:
+        return get_backend(backend).list_devices()
+    except Exception:  # noqa: BLE001 - no backend: no devices
+        return []

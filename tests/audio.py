@@ -1,0 +1,99 @@
+"""Helpers that judge recorded audio: decoding with ffmpeg, frequency, level, alignment."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+FFMPEG_TIMEOUT = 60
+
+
+def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> npt.NDArray[np.int16]:
+    t = np.arange(int(seconds * rate)) / rate
+    return np.round(amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+def noise(seconds: float, rate: int, seed: int = 1, amplitude: int = 12000) -> npt.NDArray[np.int16]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(-amplitude, amplitude, int(seconds * rate), dtype=np.int16)
+
+
+def dominant_frequency(x: npt.ArrayLike, rate: int) -> float:
+    data = np.asarray(x, dtype=np.float64)
+    if data.ndim > 1:
+        data = data.mean(axis=1)
+    data = data - data.mean()
+    spectrum = np.abs(np.fft.rfft(data * np.hanning(len(data))))
+    return float(np.fft.rfftfreq(len(data), 1 / rate)[int(np.argmax(spectrum))])
+
+
+def peak_dbfs(x: npt.ArrayLike) -> float:
+    data = np.abs(np.asarray(x, dtype=np.float64))
+    peak = data.max() if data.size else 0.0
+    return -160.0 if peak == 0 else 20 * np.log10(peak / 32768)
+
+
+def rms_dbfs(x: npt.ArrayLike) -> float:
+    data = np.asarray(x, dtype=np.float64)
+    rms = np.sqrt(np.mean(data**2)) if data.size else 0.0
+    return -160.0 if rms == 0 else 20 * np.log10(rms / 32768)
+
+
+@dataclass
+class Probe:
+    codec: str
+    profile: str | None
+    rate: int
+    channels: int
+    duration: float
+    bit_rate: float | None
+    format_name: str
+
+
+def ffprobe(path: str | Path) -> Probe:
+    """Codec, rate, channels and duration as ffprobe (not micrec's libraries) sees them."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format", str(path)],
+        capture_output=True, timeout=FFMPEG_TIMEOUT, check=True).stdout
+    info = json.loads(out)
+    stream = info["streams"][0]
+    fmt = info["format"]
+    duration = stream.get("duration") or fmt.get("duration")
+    bit_rate = stream.get("bit_rate") or fmt.get("bit_rate")
+    return Probe(stream["codec_name"], stream.get("profile"), int(stream["sample_rate"]),
+                 int(stream["channels"]), float(duration) if duration else float("nan"),
+                 float(bit_rate) if bit_rate else None, fmt["format_name"])
+
+
+def ffmpeg_decode(path: str | Path, *, rate: int | None = None, channels: int | None = None,
+                  input_format: list[str] | None = None) -> npt.NDArray[np.int16]:
+    """Decode with the ffmpeg binary to int16 (frames, channels)."""
+    cmd = ["ffmpeg", "-v", "error", *(input_format or []), "-i", str(path), "-f", "s16le"]
+    if rate:
+        cmd += ["-ar", str(rate)]
+    if channels:
+        cmd += ["-ac", str(channels)]
+    cmd.append("-")
+    result = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT, check=True)
+    if channels is None:
+        channels = ffprobe(path).channels if not input_format else 1
+    return np.frombuffer(result.stdout, dtype=np.int16).reshape(-1, channels)
+
+
+def have_ffmpeg() -> bool:
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+
+
+def find_offset(haystack: npt.ArrayLike, needle: npt.ArrayLike) -> int:
+    """Where ``needle`` starts in ``haystack`` (cross-correlation via FFT)."""
+    a = np.asarray(haystack, dtype=np.float64).ravel()
+    b = np.asarray(needle, dtype=np.float64).ravel()
+    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    corr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    return int(np.argmax(corr[: len(a)]))
