@@ -7,9 +7,11 @@ the business of :mod:`micrec.backends` and :mod:`micrec.encoders`, reached throu
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -57,6 +59,11 @@ class AudioRecorder:
     backend : str or CaptureBackend, optional
         ``"auto"`` (default: a PulseAudio/PipeWire server, else PortAudio), ``"pulse"``,
         ``"portaudio"``, or a backend object such as :class:`micrec.backends.TestBackend`.
+    on_audio : callable, optional
+        Called with every block written to the file: an int16 numpy array shaped
+        ``(frames, channels)`` at the file's rate, on micrec's worker thread (like a
+        sounddevice callback, but never on the audio thread). Copy the block to keep it; an
+        exception is logged and the take goes on. See also :meth:`iter_blocks`.
 
     Notes
     -----
@@ -84,6 +91,7 @@ class AudioRecorder:
         on_state_changed: StateHandler | None = None,
         *,
         backend: str | CaptureBackend | None = None,
+        on_audio: Callable[[Any], Any] | None = None,
     ) -> None:
         self.audio_encoder = audio_encoder
         self.sample_rate = sample_rate
@@ -95,6 +103,7 @@ class AudioRecorder:
         self.device = device
         self.on_state_changed = on_state_changed
         self.backend = backend
+        self.on_audio = on_audio
         self._lock = threading.RLock()
         self._session: Session | None = None
         self._paused = False
@@ -130,7 +139,8 @@ class AudioRecorder:
                     "or cancel_recording() it first", value=os.fspath(output_path), name="output_path")
             config = self._validated_config(output_path)
             backend = get_backend(self.backend)
-            self._session = Session.open(config, backend, self._session_ended)
+            listeners = [self.on_audio] if self.on_audio is not None else []
+            self._session = Session.open(config, backend, self._session_ended, listeners)
             self._paused = False
             self._last_error = None
             self._emit(AudioRecorderState.RECORDING, config.path)
@@ -208,6 +218,42 @@ class AudioRecorder:
                     f"position_milliseconds={position_milliseconds!r} is outside the take "
                     f"(0..{length_ms:.0f} ms)", value=position_milliseconds, name="position_milliseconds")
             self._session.seek(min(position, length_ms))
+
+    def iter_blocks(self, max_backlog: int = 500) -> Iterator[Any]:
+        """Iterate over the blocks written from now on, until the session ends.
+
+        Yields int16 numpy arrays shaped ``(frames, channels)`` at the file's rate. Blocks are
+        kept for a slow consumer up to ``max_backlog`` blocks (about 10 s), then the oldest
+        are dropped.
+
+        Examples
+        --------
+        >>> rec.start_recording("take.wav")                     # doctest: +SKIP
+        >>> for block in rec.iter_blocks():                      # doctest: +SKIP
+        ...     send(block.tobytes())
+        """
+        session = self._session
+        if session is None:
+            return
+        backlog: queue.Queue[Any] = queue.Queue(maxsize=max_backlog)
+
+        def collect(block: Any) -> None:
+            if backlog.full():
+                with contextlib.suppress(queue.Empty):
+                    backlog.get_nowait()
+            backlog.put_nowait(block.copy())
+
+        session.block_listeners.append(collect)
+        try:
+            while True:
+                try:
+                    yield backlog.get(timeout=0.05)
+                except queue.Empty:
+                    if session.ended and backlog.empty():
+                        return
+        finally:
+            with contextlib.suppress(ValueError):
+                session.block_listeners.remove(collect)
 
     # -- state ------------------------------------------------------------------------------
     def is_recording(self) -> bool:

@@ -168,7 +168,8 @@ class Session:
     # -- opening -----------------------------------------------------------------------------
     @classmethod
     def open(cls, config: SessionConfig, backend: CaptureBackend,
-             on_end: Callable[[Session], None]) -> Session:
+             on_end: Callable[[Session], None],
+             listeners: list[Callable[[Block], None]] | None = None) -> Session:
         """Check everything, open the device and the file, and start recording.
 
         Raises a MicrecError (and leaves no file) when anything cannot be done.
@@ -192,8 +193,13 @@ class Session:
         if voice is not None:
             processors.append(voice)
         session = cls(config, stream, sink, encoder, processors, on_end)
+        session.block_listeners.extend(listeners or ())
         session._worker.start()
         try:
+            for processor in processors:
+                start = getattr(processor, "start", None)
+                if start is not None:
+                    start()
             stream.start()
         except BaseException:
             session._sink.closed = True
@@ -329,6 +335,13 @@ class Session:
 
     def _finish(self) -> None:
         self._close_stream()
+        for processor in self._processors:
+            close = getattr(processor, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("micrec: closing %r failed: %s", processor, exc)
         try:
             self._encoder.close()
         except BaseException as exc:  # noqa: BLE001

@@ -19,3 +19,8 @@ class Processor(Protocol):
     def flush(self) -> npt.NDArray[np.int16]:
         """Whatever is still held back at the end of the stream (may be empty)."""
         ...
+
+
+# A processor may also define ``start()`` (called on the session's opening thread just before
+# capture starts, e.g. to open an echo reference stream) and ``close()`` (called on the worker
+# after the last block, also after a fault). Both are optional.
