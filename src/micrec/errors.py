@@ -88,7 +88,6 @@ class OutputError(MicrecError, OSError):
                  value: Any = None, name: str | None = "output_path") -> None:
         super().__init__(message, value=value if value is not None else path, name=name)
         self.path = None if path is None else os.fspath(path)
-        self.filename = self.path
 
 
 class EncoderError(MicrecError, RuntimeError):

@@ -59,9 +59,9 @@ class Resampler:
 
 def build_converter(rate_in: int, channels_in: int, rate_out: int, channels_out: int) -> list[Any]:
     """The stages that turn the device's format into the encoder's (none when they match)."""
-    stages: list[Any] = []
-    if channels_in != channels_out:
-        stages.append(ChannelMixer(channels_in, channels_out))
-    if rate_in != rate_out:
-        stages.append(Resampler(rate_in, rate_out, channels_out))
+    # Resample at the smaller channel count: less work, and duplicated channels stay identical.
+    mixer = [ChannelMixer(channels_in, channels_out)] if channels_in != channels_out else []
+    resampler = ([Resampler(rate_in, rate_out, min(channels_in, channels_out))]
+                 if rate_in != rate_out else [])
+    stages: list[Any] = mixer + resampler if channels_out < channels_in else resampler + mixer
     return stages
