@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._lazy import require
-from ..errors import DeviceError, DeviceLostError, DeviceNotFoundError
+from ..errors import DeviceError, DeviceLostError, DeviceNotFoundError, FeatureUnavailableError
 from ..types import InputDevice
 from .base import BlockSink, StreamSpec
 
@@ -117,6 +118,23 @@ class PulseBackend:
             raise DeviceError("the sound server has no default capture device; pass device=")
         return _PulseStream(self, spec, sink)
 
+    def open_monitor(self, spec: StreamSpec, sink: BlockSink) -> _PulseStream:
+        """A stream of what an output plays (its monitor), e.g. an echo canceller's reference.
+
+        ``spec.device`` names the output sink; None means the server's default output.
+        Raises FeatureUnavailableError when the server has no such output.
+        """
+        try:
+            with _pulsectl().Pulse(f"{self.app_name}-monitor", server=self.server) as pulse:
+                sink_name = spec.device or pulse.server_info().default_sink_name
+                monitor = pulse.get_sink_by_name(sink_name).monitor_source_name
+        except Exception as exc:  # no server, no default output, or no such sink
+            raise FeatureUnavailableError(
+                f"cannot read what the output {spec.device or '(default)'} plays: {exc}; "
+                "cancel_echo needs an output device on the sound server", value=spec.device,
+                name="cancel_echo") from exc
+        return _PulseStream(self, replace(spec, device=monitor), sink)
+
 
 class _PulseStream:
     def __init__(self, backend: PulseBackend, spec: StreamSpec, sink: BlockSink) -> None:
@@ -135,14 +153,21 @@ class _PulseStream:
                               value=spec.device, name="device") from exc
         self._running = threading.Event()
         self._thread = threading.Thread(target=self._read_loop, name="micrec-pulse-capture", daemon=True)
+        # The server moves a stream whose source disappears to another source; a take from a
+        # device the user named must end instead of silently recording another microphone.
+        self._watch = _SourceWatch(backend, spec.device, sink) if spec.device is not None else None
 
     def start(self) -> None:
         self._running.set()
         self._thread.start()
+        if self._watch is not None:
+            self._watch.start()
 
     def close(self) -> None:
         was_started = self._thread.is_alive() or self._running.is_set()
         self._running.clear()
+        if self._watch is not None:
+            self._watch.close()
         if was_started and self._thread is not threading.current_thread():
             self._thread.join()
         if self._pa is not None:
@@ -159,3 +184,48 @@ class _PulseStream:
         except Exception as exc:  # noqa: BLE001 - pasimple raises its own error type
             if self._running.is_set():
                 self._sink.fail(DeviceLostError(f"the capture device stopped delivering audio: {exc}"))
+
+
+class _SourceWatch:
+    """Reports DeviceLostError when the named source is removed from the server."""
+
+    def __init__(self, backend: PulseBackend, device: str, sink: BlockSink) -> None:
+        pulsectl = _pulsectl()
+        self._device = device
+        self._sink = sink
+        self._closing = False
+        self._pulse = pulsectl.Pulse(f"{backend.app_name}-watch", server=backend.server)
+        self._index = self._pulse.get_source_by_name(device).index
+        self._thread = threading.Thread(target=self._listen, name="micrec-pulse-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closing = True
+        self._pulse.event_listen_stop()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._pulse.close()
+
+    def _listen(self) -> None:
+        pulsectl = _pulsectl()
+        removed = False
+
+        def on_event(event: Any) -> None:
+            nonlocal removed
+            if event.t == "remove" and event.index == self._index:
+                removed = True
+                raise pulsectl.PulseLoopStop
+
+        self._pulse.event_mask_set("source")
+        self._pulse.event_callback_set(on_event)
+        try:
+            self._pulse.event_listen()
+        except Exception as exc:  # noqa: BLE001 - the connection to the server broke
+            if not self._closing:
+                self._sink.fail(DeviceLostError(f"lost the sound server while recording: {exc}"))
+            return
+        if removed and not self._closing:
+            self._sink.fail(DeviceLostError(f"the capture device {self._device!r} was removed",
+                                            value=self._device, name="device"))
