@@ -1,0 +1,168 @@
+"""The wire protocol between the recorder page and the server, and the server's limits.
+
+One WebSocket carries one take::
+
+    client → server  text    {"type": "start", "rate": 48000, "channels": 1,
+                              "audio_encoder": "wav", "sample_rate": 48000, "channels_num": 1,
+                              "bit_rate": 128000, "auto_gain": false, "suppress_noise": false,
+                              "cancel_echo": false}
+    server → client  text    {"type": "started", "take": "take-....wav", ...}
+    client → server  binary  int16 little-endian PCM, interleaved, ``channels`` wide, at ``rate``
+    client → server  text    {"type": "pause"} | {"type": "resume"} | {"type": "stop"}
+    server → client  text    {"type": "state", "state": "paused", "error": null}
+                             {"type": "level", "current": -6.0, "max": -6.0, "duration_ms": 1234}
+                             {"type": "stopped", "take": "...", "duration_ms": ..., "error": null}
+
+``rate``/``channels`` describe the audio the client sends (its AudioContext); the other
+fields are :class:`micrec.AudioRecorder` settings for the file. Everything here is pure:
+parsing and checking, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CLOSE_TOO_BIG, LimitExceededError, ProtocolViolationError
+
+__all__ = ["COMMANDS", "Limits", "StartRequest", "close_reason", "parse_command", "parse_start",
+           "split_frame"]
+
+#: Commands a client may send after ``start``.
+COMMANDS = ("pause", "resume", "stop")
+#: A WebSocket close reason is at most 123 bytes of UTF-8 (RFC 6455 section 5.5).
+_MAX_REASON_BYTES = 123
+_SETTINGS = ("audio_encoder", "sample_rate", "channels_num", "bit_rate", "auto_gain", "suppress_noise",
+             "cancel_echo")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one take may use; anything beyond is refused with a WebSocket close reason.
+
+    Attributes
+    ----------
+    max_frame_bytes : int
+        Largest binary frame (default 32 KiB: 170 ms of 48 kHz stereo).
+    min_rate, max_rate : int
+        Range of the client's capture rate in Hz.
+    max_channels : int
+        Most channels a client may send.
+    max_take_seconds : float
+        Longest take (recorded time, pauses excluded); the take is saved and ended there.
+    max_takes : int
+        Takes one process records at once; more connections are told to retry later.
+    burst_seconds : float
+        How far ahead of real time a client may get (network bunching); more is a flood.
+    start_timeout : float
+        Seconds a new connection has to send ``start``.
+    idle_seconds : float
+        Seconds of no audio while recording after which the client counts as gone.
+    """
+
+    max_frame_bytes: int = 32768
+    min_rate: int = 8000
+    max_rate: int = 96000
+    max_channels: int = 2
+    max_take_seconds: float = 3600.0
+    max_takes: int = 64
+    burst_seconds: float = 3.0
+    start_timeout: float = 10.0
+    idle_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """A parsed ``start`` message: the client's audio format and the recorder settings."""
+
+    rate: int
+    channels: int
+    settings: dict[str, Any]
+
+
+def parse_message(text: str) -> dict[str, Any]:
+    """Decode one text message into a dict with a string ``type``."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise ProtocolViolationError(f"text message is not JSON: {text[:40]!r}", value=text[:40],
+                                     name="message") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ProtocolViolationError(f"text message has no \"type\": {text[:40]!r}", value=text[:40],
+                                     name="message")
+    return message
+
+
+def parse_start(text: str, limits: Limits) -> StartRequest:
+    """Check a ``start`` message against ``limits``.
+
+    Raises
+    ------
+    ProtocolViolationError
+        Not a ``start`` message, or ``rate``/``channels`` are not whole numbers.
+    LimitExceededError
+        ``rate`` or ``channels`` outside the limits.
+    """
+    message = parse_message(text)
+    if message["type"] != "start":
+        raise ProtocolViolationError(f"the first message must be start, not {message['type']!r}",
+                                     value=message["type"], name="type")
+    rate = _whole(message, "rate")
+    channels = _whole(message, "channels")
+    if not limits.min_rate <= rate <= limits.max_rate:
+        raise LimitExceededError(f"rate {rate} Hz is outside {limits.min_rate}..{limits.max_rate} Hz",
+                                 value=rate, name="rate")
+    if not 1 <= channels <= limits.max_channels:
+        raise LimitExceededError(f"channels {channels} is outside 1..{limits.max_channels}",
+                                 value=channels, name="channels")
+    settings = {key: message[key] for key in _SETTINGS if key in message}
+    return StartRequest(rate, channels, settings)
+
+
+def parse_command(text: str) -> str:
+    """The command of a text message sent during a take (one of :data:`COMMANDS`)."""
+    message = parse_message(text)
+    command = message["type"]
+    if command not in COMMANDS:
+        raise ProtocolViolationError(f"unknown command {command[:20]!r}; send one of {COMMANDS}",
+                                     value=command[:20], name="type")
+    return command
+
+
+def split_frame(payload: bytes, channels: int, limits: Limits) -> int:
+    """Check one binary audio frame; returns its length in sample frames.
+
+    Raises
+    ------
+    LimitExceededError
+        The frame is larger than ``limits.max_frame_bytes`` (close code 1009).
+    ProtocolViolationError
+        Empty, or not a whole number of int16 frames of ``channels`` channels.
+    """
+    size = len(payload)
+    if size > limits.max_frame_bytes:
+        raise LimitExceededError(f"frame of {size} bytes is over the limit of {limits.max_frame_bytes}",
+                                 value=size, name="frame", close_code=CLOSE_TOO_BIG)
+    width = 2 * channels
+    if size == 0 or size % width:
+        raise ProtocolViolationError(
+            f"malformed frame: {size} bytes is not a whole number of {channels}-channel int16 frames",
+            value=size, name="frame")
+    return size // width
+
+
+def close_reason(message: str) -> str:
+    """``message`` cut to what fits in a WebSocket close frame."""
+    data = message.encode()
+    if len(data) <= _MAX_REASON_BYTES:
+        return message
+    return data[: _MAX_REASON_BYTES - 3].decode(errors="ignore") + "..."
+
+
+def _whole(message: dict[str, Any], key: str) -> int:
+    value = message.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolViolationError(f"start needs a whole number {key!r}, got {value!r}", value=value,
+                                     name=key)
+    return value
