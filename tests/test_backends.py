@@ -12,11 +12,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from audio import dominant_frequency, tone
 
 from micrec import DeviceNotFoundError, InputDevice
 from micrec.backends import CaptureBackend, CaptureStream, StreamSpec, TestBackend, get_backend
 from micrec.vmic import VirtualMicrophone
+
+from audio import dominant_frequency, tone
 
 FREQ = 1000.0
 

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from audio import dominant_frequency, ffprobe
 
 from micrec.vmic import VirtualMicrophone
+
+from audio import dominant_frequency, ffprobe
 
 MICREC = [sys.executable, "-m", "micrec"]
 
 
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(MICREC + args, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([*MICREC, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_record_with_duration(vmic: VirtualMicrophone, tmp_path: Path) -> None:
@@ -126,7 +127,7 @@ def test_encoders_lists_all_nine() -> None:
 def test_demo_uses_a_labelled_virtual_microphone(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE")}
     env["PULSE_SERVER"] = f"unix:{tmp_path}/none"  # no real microphone reachable
-    result = subprocess.run(MICREC + ["demo", "--seconds", "1", "-o", str(tmp_path / "demo.wav")],
+    result = subprocess.run([*MICREC, "demo", "--seconds", "1", "-o", str(tmp_path / "demo.wav")],
                             capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "VIRTUAL microphone" in result.stdout

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from audio import dominant_frequency, ffmpeg_decode, ffprobe, find_offset, noise, peak_dbfs
 
 import micrec
 from micrec import AudioRecorder
 from micrec.vmic import VirtualMicrophone
+
+from audio import dominant_frequency, ffmpeg_decode, ffprobe, find_offset, noise, peak_dbfs
 
 pytestmark = pytest.mark.pulse
 

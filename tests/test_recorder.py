@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from audio import dominant_frequency, noise, tone
 
 import micrec
 from micrec import (
@@ -26,6 +25,8 @@ from micrec import (
     StateError,
 )
 from micrec.backends import TestBackend
+
+from audio import dominant_frequency, noise, tone
 
 RATE = 48000
 

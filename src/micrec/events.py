@@ -60,7 +60,7 @@ class EventDispatcher:
                 continue
             try:
                 job()
-            except Exception:  # noqa: BLE001 - a handler's error never reaches the recorder
+            except Exception:
                 log.exception("micrec: an on_state_changed handler raised")
             finally:
                 with self._lock:

@@ -308,7 +308,7 @@ class Session:
         for listener in self.block_listeners:
             try:
                 listener(block)
-            except Exception:  # noqa: BLE001 - a listener never breaks the take
+            except Exception:
                 log.exception("micrec: block listener failed")
 
     def _drain_processors(self) -> None:
@@ -391,7 +391,7 @@ def _create_encoder(encoder_cls: type[Encoder], path: Path, rate: int, channels:
         if not existed:
             path.unlink(missing_ok=True)
         raise
-    except Exception as exc:  # noqa: BLE001 - libraries report open failures in their own types
+    except Exception as exc:
         if not existed:
             path.unlink(missing_ok=True)
         raise OutputError(f"cannot create {str(path)!r}: {exc}", path=path) from exc

@@ -14,7 +14,7 @@ __all__ = [
 ]
 
 
-class AudioEncoder(str, enum.Enum):
+class AudioEncoder(enum.StrEnum):
     """The file formats micrec writes; values are Flet's wire values (``AudioEncoder("flac")``)."""
 
     AACLC = "aacLc"
@@ -27,19 +27,13 @@ class AudioEncoder(str, enum.Enum):
     WAV = "wav"
     PCM16BITS = "pcm16bits"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class AudioRecorderState(str, enum.Enum):
+class AudioRecorderState(enum.StrEnum):
     """A recorder's state, as reported by :class:`AudioRecorderStateChangeEvent`."""
 
     STOPPED = "stopped"
     RECORDING = "recording"
     PAUSED = "paused"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

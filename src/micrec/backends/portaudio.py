@@ -99,7 +99,7 @@ class _PortAudioStream:
                 device=info["index"], samplerate=self.rate, channels=self.channels, dtype="int16",
                 blocksize=max(1, spec.block_frames * self.rate // spec.rate),
                 callback=self._callback, finished_callback=self._finished)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DeviceError(f"cannot open capture device {info['name']!r}: {exc}",
                               value=info["name"], name="device") from exc
 
@@ -115,7 +115,7 @@ class _PortAudioStream:
     def start(self) -> None:
         try:
             self._stream.start()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DeviceError(f"cannot start capture: {exc}") from exc
 
     def close(self) -> None:

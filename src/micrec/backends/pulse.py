@@ -107,7 +107,7 @@ class PulseBackend:
     def open(self, spec: StreamSpec, sink: BlockSink) -> _PulseStream:
         try:
             names, default = self._known_sources()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DeviceError(f"cannot reach the PulseAudio server: {exc}") from exc
         if spec.device is not None and spec.device not in names:
             mics = sorted(d.id for d in self.list_devices())
@@ -148,7 +148,7 @@ class _PulseStream:
                 pasimple.PA_STREAM_RECORD, pasimple.PA_SAMPLE_S16LE, spec.channels, spec.rate,
                 backend.app_name, "recording", server_name=backend.server,
                 device_name=spec.device, fragsize=self._block_bytes)
-        except Exception as exc:  # noqa: BLE001 - pasimple raises its own error type
+        except Exception as exc:
             raise DeviceError(f"cannot open capture device {spec.device or '(default)'}: {exc}",
                               value=spec.device, name="device") from exc
         self._running = threading.Event()

@@ -43,7 +43,7 @@ class FlacEncoder(Encoder):
     def write(self, block: Block) -> None:
         try:
             self._file.write(block)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._wrap_write_error(exc) from exc
         self.frames_written += len(block)
 

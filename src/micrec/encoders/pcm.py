@@ -29,7 +29,7 @@ class Pcm16Encoder(Encoder):
 
     def write(self, block: Block) -> None:
         data = block if sys.byteorder == "little" else block.byteswap()
-        view = memoryview(data.tobytes() if not data.flags.c_contiguous else data).cast("B")
+        view = memoryview(data.tobytes())
         try:
             while view:
                 written = os.write(self._fd, view)

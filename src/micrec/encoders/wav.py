@@ -40,7 +40,7 @@ class WavEncoder(Encoder):
     def write(self, block: Block) -> None:
         try:
             self._file.write(block)
-        except Exception as exc:  # noqa: BLE001 - libsndfile reports as RuntimeError/OSError
+        except Exception as exc:
             raise self._wrap_write_error(exc) from exc
         self.frames_written += len(block)
 
