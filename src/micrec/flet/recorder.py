@@ -1,0 +1,469 @@
+"""``micrec.flet.AudioRecorder``: flet-audio-recorder's control, recording in this process.
+
+The methods are flet-audio-recorder 1.0's coroutines. Each one runs micrec's blocking call
+on a worker thread of the recorder's own (one at a time, in call order), so the app's event
+loop never waits for a device or a file. Events come back to that loop through
+:class:`~micrec.flet._dispatch.Delivery`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import InvalidConfigError
+from ..recorder import AudioRecorder as CoreRecorder
+from ..types import AudioEncoder, AudioRecorderState, InputDevice
+from ..types import AudioRecorderStateChangeEvent as CoreStateEvent
+from . import types as t
+from ._dispatch import Delivery, Handler
+from ._upload import upload_file
+
+log = logging.getLogger("micrec")
+
+__all__ = ["AudioRecorder"]
+
+T = TypeVar("T")
+
+#: Flet 0.27's property-style settings and the configuration field each one stands for.
+LEGACY_SETTINGS = {
+    "audio_encoder": "encoder",
+    "suppress_noise": "suppress_noise",
+    "cancel_echo": "cancel_echo",
+    "auto_gain": "auto_gain",
+    "channels_num": "channels",
+    "sample_rate": "sample_rate",
+    "bit_rate": "bit_rate",
+}
+EVENT_WAIT = 10.0  # s: how long a method waits for micrec to hand over the events it caused
+
+
+@dataclasses.dataclass
+class _Take:
+    """One recording as the Flet layer sees it."""
+
+    path: Path
+    keep: bool  # the app named the file; otherwise it is a temporary file of ours
+    upload: t.AudioRecorderUploadSettings | None
+
+
+@dataclasses.dataclass(init=False, eq=False, repr=False)
+class _ClientPlaceholder:
+    """What Flet sends to its client when an app puts the recorder in page.services/overlay.
+
+    The recording happens in this process, so the client has nothing to run: it gets an
+    invisible control, which its service registry and overlay skip (``visible`` false).
+    """
+
+    _c: str
+    _i: int
+    visible: bool
+
+
+def _legacy_setting(name: str) -> property:
+    field_name = LEGACY_SETTINGS[name]
+
+    def get(self: AudioRecorder) -> Any:
+        return getattr(self.configuration, field_name)
+
+    def set_(self: AudioRecorder, value: Any) -> None:
+        if value is not None:
+            setattr(self.configuration, field_name, value)
+
+    return property(get, set_, doc=f"Flet 0.27 name of ``configuration.{field_name}``.")
+
+
+class AudioRecorder(_ClientPlaceholder):
+    """Records the microphone of the Python process, with flet-audio-recorder's API.
+
+    Parameters
+    ----------
+    configuration : AudioRecorderConfiguration, optional
+        Default settings of every take (Flet's defaults: WAV, 44100 Hz, stereo).
+    on_state_change : callable, optional
+        Called with an :class:`AudioRecorderStateChangeEvent` at every transition.
+    on_upload : callable, optional
+        Called with :class:`AudioRecorderUploadEvent` progress while a take is uploaded.
+    on_stream : callable, optional
+        Called with :class:`AudioRecorderStreamEvent` PCM16 chunks while recording. Setting
+        it makes every take a stream, which needs ``AudioEncoder.PCM16BITS`` (as in Flet).
+    audio_encoder, suppress_noise, cancel_echo, auto_gain, channels_num, sample_rate, bit_rate
+        Flet 0.27's names for the configuration fields. Passing any of them (or
+        ``on_state_changed``) makes a 0.27-style recorder whose methods are synchronous, with
+        ``*_async`` coroutine twins and ``wait_timeout=``, as in Flet 0.27.
+    on_state_changed : callable, optional
+        Flet 0.27's name of ``on_state_change``.
+    ref, data, key
+        As on any Flet control.
+    backend : str or CaptureBackend, optional
+        micrec's capture backend (default: the sound server, else PortAudio).
+
+    Notes
+    -----
+    Handlers may be plain functions or coroutine functions, with or without the event
+    argument. They run on the event loop that called ``start_recording`` (in the order the
+    transitions happened), so they may change controls and call ``page.update()``; the page
+    is updated after a handler that did not, as Flet does after its own events.
+
+    The recorder needs no page. It is not a Flet service: do not add it to ``page.services``
+    (Flet 1.0 registers services by itself, so 1.0 code has no such line); if an app does,
+    or appends it to ``page.overlay`` as 0.27 code does, the client is sent an invisible
+    placeholder and nothing changes.
+    """
+
+    def __new__(cls, **kwargs: Any) -> AudioRecorder:
+        legacy = any(kwargs.get(name) is not None for name in (*LEGACY_SETTINGS, "on_state_changed"))
+        if cls is AudioRecorder and legacy:
+            from .legacy import LegacyAudioRecorder
+
+            cls = LegacyAudioRecorder
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        *,
+        configuration: t.AudioRecorderConfiguration | None = None,
+        on_state_change: Handler | None = None,
+        on_upload: Handler | None = None,
+        on_stream: Handler | None = None,
+        audio_encoder: AudioEncoder | str | None = None,
+        suppress_noise: bool | None = None,
+        cancel_echo: bool | None = None,
+        auto_gain: bool | None = None,
+        channels_num: int | None = None,
+        sample_rate: int | None = None,
+        bit_rate: int | None = None,
+        on_state_changed: Handler | None = None,
+        ref: Any = None,
+        data: Any = None,
+        key: Any = None,
+        backend: Any = None,
+    ) -> None:
+        from flet.controls.id_counter import ControlId
+
+        self._c = "MicrecAudioRecorder"
+        self._i = ControlId.next()  # unique among the page's controls, as the client indexes by it
+        self.visible = False
+        self.configuration = configuration if configuration is not None else t.AudioRecorderConfiguration()
+        self.on_state_change = on_state_change
+        self.on_state_changed = on_state_changed
+        self.on_upload = on_upload
+        self.on_stream = on_stream
+        self.data = data
+        self.key = key
+        self.audio_encoder = audio_encoder
+        self.suppress_noise = suppress_noise
+        self.cancel_echo = cancel_echo
+        self.auto_gain = auto_gain
+        self.channels_num = channels_num
+        self.sample_rate = sample_rate
+        self.bit_rate = bit_rate
+        self._core = CoreRecorder(backend=backend, on_state_changed=self._on_core_state)
+        self._delivery = Delivery()
+        self._delivery.bind(_current_page())
+        self._take: _Take | None = None
+        self._take_lock = threading.Lock()
+        self._worker: ThreadPoolExecutor | None = None
+        self._sequence = 0
+        self._bytes_streamed = 0
+        if ref is not None:
+            ref.current = self
+
+    audio_encoder = _legacy_setting("audio_encoder")
+    suppress_noise = _legacy_setting("suppress_noise")
+    cancel_echo = _legacy_setting("cancel_echo")
+    auto_gain = _legacy_setting("auto_gain")
+    channels_num = _legacy_setting("channels_num")
+    sample_rate = _legacy_setting("sample_rate")
+    bit_rate = _legacy_setting("bit_rate")
+
+    @property
+    def page(self) -> Any:
+        """The Flet page of the app that made or last started the recorder, or None."""
+        return self._delivery.page
+
+    def __repr__(self) -> str:
+        return f"AudioRecorder(configuration={self.configuration!r})"
+
+    # -- flet-audio-recorder 1.0 methods ---------------------------------------------------
+    async def start_recording(self, output_path: str | os.PathLike[str] | None = None,
+                              configuration: t.AudioRecorderConfiguration | None = None,
+                              upload: t.AudioRecorderUploadSettings | None = None, *,
+                              timeout: float | None = None, wait_timeout: float | None = None) -> bool:
+        """Start a take; returns True.
+
+        Parameters
+        ----------
+        output_path : str or PathLike, optional
+            The file to write. May be omitted only when streaming (``on_stream`` or
+            ``upload``): the take then goes to a temporary file that is deleted at stop.
+        configuration : AudioRecorderConfiguration, optional
+            Settings of this take; default :attr:`configuration`.
+        upload : AudioRecorderUploadSettings, optional
+            Send the take there after ``stop_recording()``.
+        timeout, wait_timeout : float, optional
+            Seconds to wait for the start (older Flet keywords); TimeoutError past them.
+
+        Raises
+        ------
+        InvalidConfigError
+            (a ValueError) No ``output_path`` and nothing to stream to, streaming with an
+            encoder other than PCM16BITS, or a setting micrec cannot use.
+        MicrecError
+            The device or the file could not be opened (see :meth:`micrec.AudioRecorder.start_recording`).
+        """
+        self._delivery.bind(_current_page())
+        return await self._run(self._start, output_path, configuration, upload,
+                               timeout=_either(timeout, wait_timeout))
+
+    async def stop_recording(self, *, timeout: float | None = None,
+                             wait_timeout: float | None = None) -> str | None:
+        """Stop and finalize the take; upload it if asked to.
+
+        Returns
+        -------
+        str or None
+            The file's path; None when no take was open, or for a stream without
+            ``output_path`` (as in Flet).
+        """
+        return await self._run(self._stop, timeout=_either(timeout, wait_timeout))
+
+    async def cancel_recording(self, *, timeout: float | None = None,
+                               wait_timeout: float | None = None) -> None:
+        """Stop and delete the take (nothing is uploaded)."""
+        await self._run(self._cancel, timeout=_either(timeout, wait_timeout))
+
+    async def pause_recording(self, *, timeout: float | None = None,
+                              wait_timeout: float | None = None) -> None:
+        """Pause; the paused time is left out of the take."""
+        await self._run(self._pause, timeout=_either(timeout, wait_timeout))
+
+    async def resume_recording(self, *, timeout: float | None = None,
+                               wait_timeout: float | None = None) -> None:
+        """Resume a paused take."""
+        await self._run(self._resume, timeout=_either(timeout, wait_timeout))
+
+    async def is_recording(self, *, timeout: float | None = None,
+                           wait_timeout: float | None = None) -> bool:
+        """True while a take is open, paused included."""
+        return self._core.is_recording()
+
+    async def is_paused(self, *, timeout: float | None = None, wait_timeout: float | None = None) -> bool:
+        """True while paused."""
+        return self._core.is_paused()
+
+    async def is_supported_encoder(self, encoder: AudioEncoder | str, *, timeout: float | None = None,
+                                   wait_timeout: float | None = None) -> bool:
+        """True exactly when a take with ``encoder`` would start on this machine now."""
+        return await self._run(self._core.is_supported_encoder, encoder,
+                               timeout=_either(timeout, wait_timeout))
+
+    async def get_input_devices(self, *, timeout: float | None = None,
+                                wait_timeout: float | None = None) -> list[t.InputDevice]:
+        """The capture devices present now (``is_default`` marks the system default)."""
+        return await self._run(self._devices, timeout=_either(timeout, wait_timeout))
+
+    async def has_permission(self, *, timeout: float | None = None,
+                             wait_timeout: float | None = None) -> bool:
+        """Whether the configured device (or the default) can be opened now."""
+        return await self._run(self._permission, timeout=_either(timeout, wait_timeout))
+
+    # Flet 0.28-0.70 and 0.27 spellings.
+    start_recording_async = start_recording
+    stop_recording_async = stop_recording
+    cancel_recording_async = cancel_recording
+    pause_recording_async = pause_recording
+    resume_recording_async = resume_recording
+    is_recording_async = is_recording
+    is_paused_async = is_paused
+    is_supported_encoder_async = is_supported_encoder
+    get_input_devices_async = get_input_devices
+    has_permission_async = has_permission
+    pause = pause_recording
+    resume = resume_recording
+
+    # -- blocking implementations, run on the recorder's worker thread ---------------------
+    async def _run(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor(), fn, *args)
+        return await asyncio.wait_for(future, timeout) if timeout else await future
+
+    def _call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Blocking twin of :meth:`_run`, for 0.27-style synchronous methods."""
+        return self._executor().submit(fn, *args).result(timeout)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="micrec-flet")
+        return self._worker
+
+    def _start(self, output_path: str | os.PathLike[str] | None,
+               configuration: t.AudioRecorderConfiguration | None,
+               upload: t.AudioRecorderUploadSettings | None) -> bool:
+        config = configuration if configuration is not None else self.configuration
+        streaming = upload is not None or self.on_stream is not None
+        _check_stream_request(output_path, config, upload, streaming)
+        self._configure_core(config)
+        keep = output_path is not None and os.fspath(output_path) != ""
+        path = Path(os.fspath(output_path)) if keep else _temporary_take()  # type: ignore[arg-type]
+        self._sequence = self._bytes_streamed = 0
+        self._core.on_audio = self._on_audio if self.on_stream is not None else None
+        try:
+            self._core.start_recording(path)
+        except BaseException:
+            if not keep:
+                shutil.rmtree(path.parent, ignore_errors=True)
+            raise
+        with self._take_lock:
+            self._take = _Take(path, keep, upload)
+        self._core.wait_for_events(EVENT_WAIT)
+        return True
+
+    def _configure_core(self, config: t.AudioRecorderConfiguration) -> None:
+        core = self._core
+        core.audio_encoder = config.encoder
+        core.sample_rate = config.sample_rate
+        core.channels_num = config.channels
+        core.bit_rate = config.bit_rate  # type: ignore[assignment]  # ft.Number; the core checks it
+        core.auto_gain = config.auto_gain
+        core.suppress_noise = config.suppress_noise
+        core.cancel_echo = config.cancel_echo
+        device: Any = config.device
+        core.device = device.id if isinstance(device, InputDevice) else device
+
+    def _stop(self) -> str | None:
+        take = self._pop_take()
+        path = self._core.stop_recording()
+        self._core.wait_for_events(EVENT_WAIT)
+        if take is None:
+            return path
+        self._finish(take)
+        return str(take.path) if take.keep else None
+
+    def _cancel(self) -> None:
+        take = self._pop_take()
+        self._core.cancel_recording()
+        self._core.wait_for_events(EVENT_WAIT)
+        if take is not None and not take.keep:
+            shutil.rmtree(take.path.parent, ignore_errors=True)
+
+    def _pause(self) -> None:
+        self._core.pause_recording()
+        self._core.wait_for_events(EVENT_WAIT)
+
+    def _resume(self) -> None:
+        self._core.resume_recording()
+        self._core.wait_for_events(EVENT_WAIT)
+
+    def _devices(self) -> list[t.InputDevice]:
+        from ..recorder import list_input_devices
+
+        return list_input_devices(self._core.backend)
+
+    def _permission(self) -> bool:
+        self._configure_core(self.configuration)
+        return self._core.has_permission()
+
+    def _pop_take(self) -> _Take | None:
+        with self._take_lock:
+            take, self._take = self._take, None
+        return take
+
+    def _finish(self, take: _Take) -> None:
+        """After the file is final: upload it if asked, then drop our temporary file."""
+        uploaded = take.upload is None or self._upload(take)
+        if uploaded and not take.keep:
+            shutil.rmtree(take.path.parent, ignore_errors=True)
+
+    def _upload(self, take: _Take) -> bool:
+        settings = take.upload
+        assert settings is not None
+
+        def progress(fraction: float | None, sent: int, error: str | None) -> None:
+            if error is not None:
+                error = f"{error}; the take is kept at {str(take.path)!r}"
+            self._delivery.post(self.on_upload, t.AudioRecorderUploadEvent(
+                name="upload", control=self, file_name=settings.file_name, progress=fraction,
+                bytes_uploaded=sent, error=error, path=str(take.path), data=error))
+
+        return upload_file(take.path, settings, progress)
+
+    # -- events from micrec's threads -----------------------------------------------------
+    def _on_core_state(self, core_event: CoreStateEvent) -> None:
+        state = AudioRecorderState(core_event.state)
+        event = t.AudioRecorderStateChangeEvent(
+            name="state_change", control=self, state=state, data=state.value,
+            path=core_event.path, error=core_event.error)
+        for handler in _distinct(self.on_state_change, self.on_state_changed):
+            self._delivery.post(handler, event)
+        if state is AudioRecorderState.STOPPED and core_event.error is not None:
+            take = self._pop_take()  # a fault ended the take: nobody will call stop for it
+            if take is not None:
+                threading.Thread(target=self._finish, args=(take,), name="micrec-flet-finish",
+                                 daemon=True).start()
+
+    def _on_audio(self, block: Any) -> None:
+        chunk = block.astype("<i2", copy=False).tobytes()
+        self._bytes_streamed += len(chunk)
+        event = t.AudioRecorderStreamEvent(name="stream", control=self, chunk=chunk,
+                                           sequence=self._sequence, bytes_streamed=self._bytes_streamed)
+        self._sequence += 1
+        self._delivery.post(self.on_stream, event)
+
+
+def _either(timeout: float | None, wait_timeout: float | None) -> float | None:
+    return timeout if timeout is not None else wait_timeout
+
+
+def _distinct(*handlers: Handler | None) -> list[Handler]:
+    found: list[Handler] = []
+    for handler in handlers:
+        if handler is not None and all(handler is not h for h in found):
+            found.append(handler)
+    return found
+
+
+def _check_stream_request(output_path: Any, config: t.AudioRecorderConfiguration,
+                          upload: t.AudioRecorderUploadSettings | None, streaming: bool) -> None:
+    """flet-audio-recorder's own checks, with its messages (and micrec's typed errors)."""
+    if not streaming and not output_path:
+        raise InvalidConfigError(
+            "output_path must be provided on platforms other than web (or set on_stream / "
+            "upload= to stream the take)", value=output_path, name="output_path")
+    if streaming and _encoder(config.encoder) is not AudioEncoder.PCM16BITS:
+        raise InvalidConfigError(
+            f"Streaming recordings require AudioEncoder.PCM16BITS as encoder (got {config.encoder!r}); "
+            "set configuration.encoder or drop on_stream/upload", value=config.encoder, name="encoder")
+    if upload is not None and not getattr(upload, "upload_url", None):
+        raise InvalidConfigError(f"upload.upload_url={getattr(upload, 'upload_url', None)!r} is empty; "
+                                 "give the URL to send the take to", value=upload, name="upload")
+
+
+def _encoder(value: Any) -> AudioEncoder | None:
+    try:
+        return AudioEncoder(value)
+    except ValueError:
+        return None  # the core names the bad value when the take starts
+
+
+def _temporary_take() -> Path:
+    # A directory of our own, so that nothing else can sit at (or race for) the file's name.
+    return Path(tempfile.mkdtemp(prefix="micrec-flet-")) / "stream.pcm"
+
+
+def _current_page() -> Any:
+    import flet as ft
+
+    try:
+        return ft.context.page
+    except RuntimeError:
+        return None
