@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import encoders
 from .._lazy import require
-from ..types import AudioEncoder
+from ..types import AudioEncoder, AudioRecorderStateChangeEvent
 from .errors import CLOSE_POLICY, CLOSE_TRY_LATER
 from .protocol import Limits
 from .security import DEFAULT_HOSTS, TokenSigner, origin_allowed
@@ -39,6 +40,7 @@ ENV_PREFIX = "MICREC_WEB_"
 _CONFIG_SLOT = "__MICREC_CONFIG__"
 _CSP = ("default-src 'self'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+StateHandler = Callable[[AudioRecorderStateChangeEvent], Any]
 DEFAULT_SETTINGS: dict[str, Any] = {"audio_encoder": "wav", "sample_rate": 48000, "channels_num": 1,
                                     "bit_rate": 128000, "auto_gain": False, "suppress_noise": False,
                                     "cancel_echo": False}
@@ -62,6 +64,9 @@ class WebConfig:
         Token signing key shared by all workers; random per process by default.
     defaults : dict
         Recorder settings for a ``start`` message that leaves them out, and the page's defaults.
+    on_state_changed : callable, optional
+        Called with every take's :class:`~micrec.AudioRecorderStateChangeEvent` (``e.path``
+        names the take, ``e.error`` the fault that ended it), on a micrec thread.
     """
 
     directory: Path
@@ -70,11 +75,13 @@ class WebConfig:
     allowed_origins: tuple[str, ...] = ()
     secret: bytes | None = None
     defaults: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    on_state_changed: StateHandler | None = None
 
 
 def create_app(directory: str | os.PathLike[str] = "recordings", *, limits: Limits | None = None,
                allowed_hosts: tuple[str, ...] = DEFAULT_HOSTS, allowed_origins: tuple[str, ...] = (),
-               secret: bytes | None = None, defaults: dict[str, Any] | None = None) -> Starlette:
+               secret: bytes | None = None, defaults: dict[str, Any] | None = None,
+               on_state_changed: StateHandler | None = None) -> Starlette:
     """The micrec.web ASGI application (Starlette).
 
     Parameters are those of :class:`WebConfig`. Mount it into FastAPI or any ASGI app, or run
@@ -88,7 +95,7 @@ def create_app(directory: str | os.PathLike[str] = "recordings", *, limits: Limi
         ``directory`` cannot be created.
     """
     config = WebConfig(Path(directory), limits or Limits(), tuple(allowed_hosts), tuple(allowed_origins),
-                       secret, {**DEFAULT_SETTINGS, **(defaults or {})})
+                       secret, {**DEFAULT_SETTINGS, **(defaults or {})}, on_state_changed)
     return _Server(config).app()
 
 
@@ -181,7 +188,9 @@ class _Server:
         from .handler import TakeConnection
 
         await websocket.accept()
-        take = TakeConnection(websocket, self.store.new_path, self.config.limits, self.config.defaults)
+        config = self.config
+        take = TakeConnection(websocket, self.store.new_path, config.limits, config.defaults,
+                              config.on_state_changed)
         refusal = self._refusal(websocket)
         if refusal is not None:
             await take.refuse(*refusal)

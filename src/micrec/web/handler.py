@@ -57,14 +57,18 @@ class TakeConnection:
         The server's limits.
     defaults : dict
         Recorder settings used where the ``start`` message leaves one out.
+    on_state_changed : callable, optional
+        Also told every state change of the take (on micrec's event thread).
     """
 
     def __init__(self, websocket: WebSocket, new_path: Callable[[AudioEncoder], Path], limits: Limits,
-                 defaults: dict[str, Any]) -> None:
+                 defaults: dict[str, Any],
+                 on_state_changed: Callable[[AudioRecorderStateChangeEvent], Any] | None = None) -> None:
         self.ws = websocket
         self._new_path = new_path
         self._limits = limits
         self._defaults = defaults
+        self._listener = on_state_changed
         self._outbox: asyncio.Queue[Message | None] = asyncio.Queue()
         self._connected = True
         self.recorder: AudioRecorder | None = None
@@ -125,9 +129,11 @@ class TakeConnection:
 
     def _forwarder(self) -> Callable[[AudioRecorderStateChangeEvent], None]:
         loop = asyncio.get_running_loop()
-        outbox = self._outbox
+        outbox, listener = self._outbox, self._listener
 
         def forward(event: AudioRecorderStateChangeEvent) -> None:
+            if listener is not None:
+                listener(event)
             message = {"type": "state", "state": event.data,
                        "error": None if event.error is None else str(event.error)}
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to tell
@@ -233,7 +239,7 @@ class TakeConnection:
             return
         try:
             await self.ws.send_json(message)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a vanished client is reported by the receive loop
             self._connected = False
 
     async def _close(self, code: int, reason: str) -> None:
