@@ -1,0 +1,306 @@
+"""PyAV plumbing shared by the lossy encoders: containers, kill-safe muxing, punch-in by remux.
+
+Every lossy codec here cuts the stream into packets of a fixed number of samples ``F`` (an
+AAC access unit, an Opus or AMR frame), the first ``D`` samples of which are the codec's
+priming delay: packet ``j`` carries the input's samples ``[j*F - D, (j+1)*F - D)``. Timestamps
+follow that rule through pauses and seeks, so a file never has a gap.
+
+Containers are written as they go and flushed to the OS after every packet; MP4 and 3GP are
+fragmented (a fragment every half second), Ogg pages and Matroska clusters are cut every half
+second. A killed process therefore leaves a file that decoders read to within about a second.
+
+Seeking (punch-in) closes the file, remuxes its first ``floor(frame / F)`` packets (stream
+copy, no re-encoding) into a fresh file that replaces it, and goes on encoding with a fresh
+codec state whose priming packet takes the place of the last packet before the cut.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from collections.abc import Iterable
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._lazy import require
+from ..errors import EncoderError, MicrecError
+from .base import Encoder
+
+if TYPE_CHECKING:
+    from .base import Block
+
+__all__ = ["AvCodecEncoder", "AvEncoder", "UnitEncoder", "av_module", "av_unavailable_reason"]
+
+# Fragment/page/cluster every 0.5 s: what a killed process loses, at most, besides one block.
+_FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof", "frag_duration": "500000"}
+_MUXER_OPTIONS: dict[str, dict[str, str]] = {
+    "mp4": _FRAGMENTED_MP4,
+    "ipod": _FRAGMENTED_MP4,
+    "3gp": _FRAGMENTED_MP4,
+    "ogg": {"page_duration": "500000"},
+    "webm": {"cluster_time_limit": "500"},
+}
+
+
+def av_module() -> Any:
+    """PyAV, imported on first use."""
+    return require("av", extra="lossy", package="av<19")
+
+
+def av_unavailable_reason(encoder_name: str | None = None) -> str | None:
+    """None when PyAV (and its ``encoder_name`` encoder, if given) can be used here."""
+    try:
+        av = av_module()
+    except ImportError as exc:
+        return str(exc)
+    if encoder_name is not None:
+        try:
+            av.Codec(encoder_name, "w")
+        except Exception:  # noqa: BLE001 - PyAV reports an unknown codec in several types
+            return (f"this PyAV ({av.__version__}) has no {encoder_name} encoder: "
+                    "pip install --force-reinstall 'av<19' (its wheels carry it)")
+    return None
+
+
+def muxer_options(muxer: str) -> dict[str, str]:
+    # flush_packets: every packet reaches the OS at once, so a kill loses nothing muxed.
+    return {"flush_packets": "1", **_MUXER_OPTIONS.get(muxer, {})}
+
+
+def _strip_adts_header(frame: bytes) -> bytes:
+    protection_absent = frame[1] & 1
+    return frame[7 if protection_absent else 9:]
+
+
+class AvEncoder(Encoder):
+    """Base of the encoders that write through a PyAV (FFmpeg) muxer.
+
+    Subclasses set :attr:`muxers` and implement the codec hooks :meth:`_add_stream`,
+    :meth:`_encode`, :meth:`_drain` and :attr:`_frame_size`.
+    """
+
+    #: File extension → FFmpeg muxer; the first extension's muxer is used for no extension.
+    muxers: ClassVar[dict[str, str]]
+
+    def __init__(self, path: str | os.PathLike[str], rate: int, channels: int, bit_rate: int) -> None:
+        super().__init__(path, rate, channels, bit_rate)
+        self.time_base = Fraction(1, rate)
+        self._muxer = self.muxers.get(self.path.suffix.lower(), self.muxers[self.extensions[0]])
+        self._container: Any = None
+        self._stream: Any = None
+        self._delay: int | None = None  # D, learnt from the first packet
+        self._packets = 0  # packets in the file
+        self._segment_start = 0  # the frame the current codec state started at
+        self._open(self.path)
+
+    # -- codec hooks -------------------------------------------------------------------------
+    @abstractmethod
+    def _add_stream(self, container: Any) -> Any:
+        """Add the audio stream to a new container, with a fresh codec state."""
+
+    @abstractmethod
+    def _encode(self, block: Block) -> Iterable[Any]:
+        """Packets completed by ``block`` (whose first frame is ``self.frames_written``)."""
+
+    @abstractmethod
+    def _drain(self) -> Iterable[Any]:
+        """The packets the codec still holds."""
+
+    @property
+    @abstractmethod
+    def _frame_size(self) -> int:
+        """F: samples per channel in one packet."""
+
+    # -- the stream --------------------------------------------------------------------------
+    def write(self, block: Block) -> None:
+        if self._container is None:
+            raise EncoderError(f"{self.path} is closed (an earlier seek failed); stop and start again")
+        try:
+            packets = self._encode(block)
+            self.frames_written += len(block)
+            self._mux(packets)
+        except MicrecError:
+            raise
+        except Exception as exc:  # FFmpeg errors come as OSError/ValueError subtypes
+            raise self._wrap_write_error(exc) from exc
+
+    def seek(self, frame: int) -> int:
+        frame = max(0, min(frame, self.frames_written))
+        keep = frame // self._frame_size
+        self._close_container()
+        scratch = self.path.with_name(self.path.name + ".micrec-seek")
+        try:
+            self._open(scratch)
+            kept = self._copy_packets(keep)
+            os.replace(scratch, self.path)
+        except Exception as exc:  # the take up to the pause is still intact
+            self._discard_container()
+            scratch.unlink(missing_ok=True)
+            raise EncoderError(f"could not cut {self.path} at frame {frame}: {exc}", value=frame,
+                               name="position_milliseconds") from exc
+        self._packets = kept
+        self.frames_written = self._segment_start = kept * self._frame_size
+        return self.frames_written
+
+    def _finalize(self) -> None:
+        self._close_container()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _open(self, path: os.PathLike[str]) -> None:
+        av = av_module()
+        container = av.open(os.fspath(path), "w", format=self._muxer, options=muxer_options(self._muxer))
+        try:
+            self._stream = self._add_stream(container)
+            # Now, so that the file exists under this name before a seek renames it.
+            container.start_encoding()
+        except BaseException:
+            self._container = container
+            self._discard_container()
+            raise
+        self._container = container
+
+    def _mux(self, packets: Iterable[Any]) -> None:
+        mux = self._container.mux_one
+        for packet in packets:
+            if self._delay is None:
+                self._delay = self._segment_start - packet.pts
+            mux(packet)
+            self._packets += 1
+
+    def _copy_packets(self, count: int) -> int:
+        """Stream-copy the first ``count`` packets of the (closed) file into the new container."""
+        if count == 0:
+            return 0
+        av = av_module()
+        frame_size, delay = self._frame_size, self._delay or 0
+        copied = 0
+        with av.open(os.fspath(self.path)) as old:
+            for packet in old.demux(old.streams.audio[0]):
+                if copied == count:
+                    break
+                if packet.size == 0:  # demux's end-of-stream marker
+                    continue
+                if self._muxer == "adts":
+                    # The ADTS demuxer keeps each frame's header; the muxer adds one again.
+                    packet = av.Packet(_strip_adts_header(bytes(packet)))
+                packet.stream = self._stream
+                packet.time_base = self.time_base
+                # Raw formats (ADTS, AMR) carry no timestamps: restate the rule for all.
+                packet.pts = packet.dts = copied * frame_size - delay
+                packet.duration = frame_size
+                self._container.mux_one(packet)
+                copied += 1
+        return copied
+
+    def _close_container(self) -> None:
+        if self._container is None:
+            return
+        try:
+            self._mux(self._drain())
+        finally:
+            container, self._container = self._container, None
+            container.close()
+
+    def _discard_container(self) -> None:
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+
+
+class AvCodecEncoder(AvEncoder):
+    """An encoder whose codec is one of PyAV's (FFmpeg's aac, libopus, libopencore_amrnb)."""
+
+    #: The FFmpeg encoder's name.
+    av_codec: ClassVar[str]
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return av_unavailable_reason(cls.av_codec)
+
+    def _codec_options(self) -> dict[str, str]:
+        return {}
+
+    def _codec_bit_rate(self) -> int:
+        return self.bit_rate
+
+    def _add_stream(self, container: Any) -> Any:
+        self._layout = "stereo" if self.channels == 2 else "mono"
+        self._frame_type = av_module().AudioFrame
+        stream = container.add_stream(self.av_codec, rate=self.rate, layout=self._layout,
+                                      options=self._codec_options())
+        stream.bit_rate = self._codec_bit_rate()
+        return stream
+
+    def _encode(self, block: Block) -> Iterable[Any]:
+        # One frame per block: PyAV converts and cuts it into codec frames in C.
+        frame = self._frame_type.from_ndarray(block.reshape(1, -1), format="s16", layout=self._layout)
+        frame.sample_rate = self.rate
+        frame.time_base = self.time_base
+        frame.pts = self.frames_written
+        return self._stream.encode(frame)
+
+    def _drain(self) -> Iterable[Any]:
+        return self._stream.encode(None)
+
+    @property
+    def _frame_size(self) -> int:
+        return int(self._stream.codec_context.frame_size)
+
+
+class UnitEncoder(AvEncoder):
+    """An encoder whose codec lives outside PyAV: it yields raw units that PyAV only muxes."""
+
+    @abstractmethod
+    def _new_codec(self) -> None:
+        """Start a fresh codec state (the old one, if any, is closed)."""
+
+    @abstractmethod
+    def _stream_template(self) -> tuple[Any, Any]:
+        """A PyAV stream whose codec parameters the file's stream copies, and its container."""
+
+    @abstractmethod
+    def _encode_units(self, block: Block) -> list[bytes]:
+        """The units completed by ``block``."""
+
+    @abstractmethod
+    def _drain_units(self) -> list[bytes]:
+        """The units the codec still holds."""
+
+    #: D of the codec state.
+    _codec_delay: int = 0
+    #: The codec's AudioSpecificConfig or similar, for the container; None where none.
+    _extradata: bytes | None = None
+
+    def _add_stream(self, container: Any) -> Any:
+        self._new_codec()
+        template, owner = self._stream_template()
+        try:
+            stream = container.add_stream_from_template(template, opaque=True)
+        finally:
+            owner.close()
+        stream.time_base = self.time_base
+        if self._extradata is not None:
+            stream.codec_context.extradata = self._extradata
+        return stream
+
+    def _encode(self, block: Block) -> Iterable[Any]:
+        return self._packets_for(self._encode_units(block))
+
+    def _drain(self) -> Iterable[Any]:
+        return self._packets_for(self._drain_units())
+
+    def _packets_for(self, units: list[bytes]) -> list[Any]:
+        packet_type = av_module().Packet
+        frame_size, first = self._frame_size, self._packets * self._frame_size - self._codec_delay
+        packets = []
+        for i, unit in enumerate(units):
+            packet = packet_type(unit)
+            packet.stream = self._stream
+            packet.time_base = self.time_base
+            packet.pts = packet.dts = first + i * frame_size
+            packet.duration = frame_size
+            packets.append(packet)
+        return packets

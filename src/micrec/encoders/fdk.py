@@ -1,0 +1,93 @@
+"""HE-AAC and AAC-ELD through the Fraunhofer FDK AAC library, muxed by PyAV.
+
+FFmpeg's own AAC encoder makes AAC-LC only, and the FDK library is not in PyAV's wheels: it
+is bound with ctypes (:mod:`._fdkaac`, Debian non-free ``libfdk-aac2``). Its raw access units
+go into fragmented MP4 with the AudioSpecificConfig as the stream's extradata (explicit
+signalling, so readers see HE-AAC or ELD from the header), or for HE-AAC also into ADTS (with
+implicit signalling: ADTS can only name the AAC-LC core, decoders find the SBR data).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..types import AudioEncoder
+from ._av import UnitEncoder, av_module, av_unavailable_reason
+from ._fdkaac import (
+    AOT_ER_AAC_ELD,
+    AOT_SBR,
+    SIGNALING_EXPLICIT,
+    SIGNALING_IMPLICIT,
+    FdkAacEncoder,
+    fdk_unavailable_reason,
+)
+from .aac import AAC_MUXERS
+
+if TYPE_CHECKING:
+    from .base import Block
+
+
+class _FdkEncoder(UnitEncoder):
+    """An FDK AAC encoder for one audio object type (:attr:`aot`)."""
+
+    aot: ClassVar[int]
+    _codec: FdkAacEncoder | None = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return fdk_unavailable_reason() or av_unavailable_reason()
+
+    def _new_codec(self) -> None:
+        if self._codec is not None:
+            self._codec.close()
+        signaling = SIGNALING_IMPLICIT if self._muxer == "adts" else SIGNALING_EXPLICIT
+        self._codec = FdkAacEncoder(self.aot, self.rate, self.channels, self.bit_rate, signaling)
+        self._codec_delay = self._codec.delay
+        self._extradata = self._codec.config
+
+    def _stream_template(self) -> tuple[Any, Any]:
+        # An AAC stream that is never opened: it only lends its codec parameters.
+        owner = av_module().open(io.BytesIO(), "w", format="mp4")
+        layout = "stereo" if self.channels == 2 else "mono"
+        return owner.add_stream("aac", rate=self.rate, layout=layout), owner
+
+    def _encode_units(self, block: Block) -> list[bytes]:
+        assert self._codec is not None
+        return self._codec.encode(block)
+
+    def _drain_units(self) -> list[bytes]:
+        assert self._codec is not None
+        return self._codec.drain()
+
+    @property
+    def _frame_size(self) -> int:
+        assert self._codec is not None
+        return self._codec.frame_length
+
+    def _finalize(self) -> None:
+        try:
+            super()._finalize()
+        finally:
+            if self._codec is not None:
+                self._codec.close()
+                self._codec = None
+
+
+class AacHeEncoder(_FdkEncoder):
+    codec: ClassVar[AudioEncoder] = AudioEncoder.AACHE
+    extensions: ClassVar[tuple[str, ...]] = (".m4a", ".mp4", ".aac")
+    muxers: ClassVar[dict[str, str]] = AAC_MUXERS
+    # SBR doubles a core of 8..24 kHz: the output must be 16..48 kHz.
+    rates: ClassVar[tuple[int, ...]] = (16000, 22050, 24000, 32000, 44100, 48000)
+    seek_granularity: ClassVar[str] = "2048-sample HE-AAC frame"
+    aot: ClassVar[int] = AOT_SBR
+
+
+class AacEldEncoder(_FdkEncoder):
+    codec: ClassVar[AudioEncoder] = AudioEncoder.AACELD
+    extensions: ClassVar[tuple[str, ...]] = (".m4a", ".mp4")
+    muxers: ClassVar[dict[str, str]] = {".m4a": "ipod", ".mp4": "mp4"}
+    rates: ClassVar[tuple[int, ...]] = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+    seek_granularity: ClassVar[str] = "512-sample AAC-ELD frame"
+    aot: ClassVar[int] = AOT_ER_AAC_ELD

@@ -1,0 +1,30 @@
+"""Opus through libopus (PyAV), in Ogg (.ogg/.opus) or WebM.
+
+Opus runs at 8, 12, 16, 24 or 48 kHz only; the pipeline records at the nearest of them.
+Constrained VBR keeps the bit rate close to ``bit_rate`` whatever the signal.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ..types import AudioEncoder
+from ._av import AvCodecEncoder
+
+#: libopus's range of bit rates per channel, bits/s.
+_MIN_BIT_RATE, _MAX_BIT_RATE_PER_CHANNEL = 6000, 256000
+
+
+class OpusEncoder(AvCodecEncoder):
+    codec: ClassVar[AudioEncoder] = AudioEncoder.OPUS
+    extensions: ClassVar[tuple[str, ...]] = (".ogg", ".opus", ".webm")
+    muxers: ClassVar[dict[str, str]] = {".ogg": "ogg", ".opus": "opus", ".webm": "webm"}
+    rates: ClassVar[tuple[int, ...]] = (8000, 12000, 16000, 24000, 48000)
+    seek_granularity: ClassVar[str] = "20 ms Opus frame"
+    av_codec: ClassVar[str] = "libopus"
+
+    def _codec_options(self) -> dict[str, str]:
+        return {"vbr": "constrained", "application": "audio"}
+
+    def _codec_bit_rate(self) -> int:
+        return max(_MIN_BIT_RATE, min(self.bit_rate, _MAX_BIT_RATE_PER_CHANNEL * self.channels))
