@@ -338,7 +338,7 @@ def test_unimplemented_encoders_are_reported_truthfully(tmp_path: Path) -> None:
         if reason is not None:
             rec.audio_encoder = codec
             with pytest.raises(micrec.EncoderUnavailableError, match=codec.value):
-                rec.start_recording(tmp_path / f"x{encoders.encoder_class(codec) and ''}")
+                rec.start_recording(tmp_path / "x")
     assert rec.is_supported_encoder("wav") and rec.is_supported_encoder(AudioEncoder.FLAC)
     assert not rec.is_supported_encoder("mp3")
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,60 @@
+"""WAV switches to RF64 past 4 GiB (needs ~4.5 GB of free disk; skipped where there is less)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio import ffprobe
+
+from micrec import AudioRecorder
+from micrec.backends import TestBackend
+
+RATE = 192000
+FOUR_GIB = 4 * 1024**3
+
+
+@pytest.mark.slow
+def test_wav_past_four_gib_is_rf64(tmp_path: Path) -> None:
+    if shutil.disk_usage(tmp_path).free < 6 * 1024**3:
+        pytest.skip("needs 6 GB of free disk")
+    second = np.random.default_rng(5).integers(-20000, 20000, (RATE, 2), dtype=np.int16)
+    # 4 bytes a frame: 5600 s at 192 kHz stereo is just past 4 GiB.
+    frames = FOUR_GIB // 4 + RATE * 10
+    signal_seconds = frames / RATE
+    backend = TestBackend(second, RATE, realtime=False, after_end="loop", block_frames=RATE)
+    rec = AudioRecorder(sample_rate=RATE, channels_num=2, backend=backend)
+    path = tmp_path / "huge.wav"
+    rec.start_recording(path)
+    import time
+
+    while rec.duration_ms < signal_seconds * 1000:
+        time.sleep(0.05)
+    rec.stop_recording()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        assert head == b"RF64"
+        assert path.stat().st_size > FOUR_GIB
+        probe = ffprobe(path)
+        assert probe.codec == "pcm_s16le" and probe.rate == RATE
+        assert probe.duration > FOUR_GIB / 4 / RATE
+        with open(path, "rb") as f:  # the last second is the signal, intact
+            f.seek(-RATE * 4, 2)
+            tail = np.frombuffer(f.read(), dtype="<i2").reshape(-1, 2)
+        assert len(tail) == RATE and np.abs(tail).max() > 10000
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_short_wav_is_plain_riff(tmp_path: Path) -> None:
+    tone = np.zeros((4800, 1), dtype=np.int16)
+    rec = AudioRecorder(sample_rate=48000, channels_num=1,
+                        backend=TestBackend(tone, 48000, realtime=False, after_end="stop"))
+    rec.start_recording(tmp_path / "small.wav")
+    assert isinstance(rec.backend, TestBackend)
+    rec.backend.wait_done(10)
+    rec.stop_recording()
+    assert (tmp_path / "small.wav").read_bytes()[:4] == b"RIFF"
