@@ -1,0 +1,81 @@
+"""A private PulseAudio server whose one microphone hears the known tone, without a break.
+
+The tone is written to a ``pacat`` on the microphone's feed by a thread of the harness; the
+pipe's back-pressure paces it, so the phase runs on seamlessly for as long as the run lasts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+from types import TracebackType
+
+from bench_signal import tone_period
+
+from micrec.vmic import MicSpec, VirtualMicrophone
+
+#: How much tone the server holds ahead: enough that a busy machine never starves the feed
+#: (a starved feed puts silence into the microphone, which would read as the recorder's dropout).
+#: The microphone still renders in 20 ms steps: VirtualMicrophone keeps a 20 ms stream on it.
+_FEED_BUFFER_MS = 500
+#: 44.1 kHz stereo like the main configuration, so that it needs no conversion on the server.
+MIC = MicSpec("benchmic", 44100, 2, "Benchmark microphone")
+
+
+class BenchMicrophone:
+    """``with BenchMicrophone() as mic:`` — the server runs and the tone plays inside the block."""
+
+    def __init__(self) -> None:
+        self.vm = VirtualMicrophone(mics=(MIC,), speaker=False)
+        self._player: subprocess.Popen[bytes] | None = None
+        self._feeder: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.vm.env
+
+    def __enter__(self) -> BenchMicrophone:
+        self.vm.start()
+        try:
+            self._start_tone()
+        except BaseException:
+            self.vm.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        if self._player is not None:
+            self._player.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._player.wait(timeout=5)
+            if self._player.poll() is None:
+                self._player.kill()
+                self._player.wait(timeout=5)
+        if self._feeder is not None:
+            self._feeder.join(timeout=5)
+        self.vm.stop()
+
+    def _start_tone(self) -> None:
+        self._player = subprocess.Popen(
+            ["pacat", "-p", f"--latency-msec={_FEED_BUFFER_MS}", "--raw", "--format=s16le", f"--rate={MIC.rate}",
+             f"--channels={MIC.channels}", "-d", MIC.feed_sink],
+            env=self.vm.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._feeder = threading.Thread(target=self._feed, name="bench-tone", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        assert self._player is not None and self._player.stdin is not None
+        fd = self._player.stdin.fileno()
+        second = memoryview(tone_period(MIC.rate, MIC.channels))
+        try:
+            while not self._stop.is_set():
+                view = second
+                while view:
+                    view = view[os.write(fd, view):]
+        except OSError:
+            return  # the player was stopped

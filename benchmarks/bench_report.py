@@ -1,0 +1,267 @@
+"""``docs/benchmarks.md`` and its plot, from the results of one run.
+
+The hand-written analysis lives in ``benchmarks/notes.md`` and is appended as it is, so that a
+new run refreshes every figure without losing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench_tools import AAC, ENCODERS, FLAC, OPUS, TOOLS, WAV
+
+HERE = Path(__file__).resolve().parent
+PLOT_NAME = "benchmarks-cpu.png"
+REFERENCE = "record"
+#: Issue 5's targets.
+CPU_TARGET = {WAV: 0.005, FLAC: 0.005, OPUS: 0.009, AAC: 0.013}
+STOP_TARGET_MS = {WAV: 50, FLAC: 50, OPUS: 50, AAC: 100}
+RSS_TARGET_MB = {WAV: 40, FLAC: 40, OPUS: 70, AAC: 70}
+OFFLINE_TARGET = {WAV: 300, FLAC: 50, OPUS: 50, AAC: 50}
+FIRST_SAMPLE_TARGET_MS = 50
+FIRST_AUDIO_TARGET_MS = 200
+IMPORT_TARGET_MS = 100
+_LABEL = {t.key: t.label.replace("|", "\\|") for t in TOOLS}
+
+_METHOD = """\
+## How it is measured
+
+- **Signal**: a private PulseAudio server (`micrec.vmic.VirtualMicrophone`) with one virtual
+  microphone (44.1 kHz stereo) that hears one continuous 1 kHz sine at -6 dBFS for the whole run
+  (a `pacat` fed by the harness). Every tool records the server's default source.
+- **CPU s/s**: CPU seconds per recorded second of the tool's whole process tree. *steady*: the
+  sum of every thread's `/proc/<pid>/task/<tid>/schedstat` runtime (ns) over a window that opens
+  1 s after the first audio reached the file (at the latest 3 s after the start) and closes at the
+  stop request. *all*: the `wait4()` rusage of every process (start-up, stop and finalization
+  included) over the take; for the API it is the driver's own `process_time()` from just before
+  `start_recording()` to after `stop_recording()` (the driver's interpreter start and warm-up
+  take are not the API's cost). The PulseAudio server's own CPU is not counted for anyone.
+- **RSS**: peak resident set (`ru_maxrss`) summed over the tree's processes (both sides of a pipe).
+- **first sample** (API only): `start_recording()` call → first block handed to micrec's pipeline
+  by the capture backend (a wrapper around the Pulse backend notes it), in a warm process.
+- **first audio**: start (tools: launch; API: `start_recording()` call) → the file first holds
+  encoded audio, found by polling the container (RIFF `data`, FLAC frames after the metadata,
+  an Ogg page with a positive granule, an MP4 `mdat` with payload).
+- **stop**: tools: SIGINT to the process group (as Ctrl-C) → every process exited; API:
+  `stop_recording()` call → return (file finalized).
+- **validity**: ffprobe/ffmpeg (Debian's binaries) decode, and libsndfile reads WAV/FLAC/Ogg;
+  *dur. err* is decoded length minus wall time from start to stop request (negative by the start
+  latency); *dropouts* counts 10 ms windows where the decoded tone's amplitude or phase jumps.
+- **kill -9**: a separate take, SIGKILL to the whole group 3 s after the start; then the same
+  decoders; the figure is the seconds ffmpeg decodes (✗: it fails).
+- **offline**: `micrec.backends.TestBackend(realtime=False, after_end="stop")` feeding the tone
+  through `AudioRecorder` as fast as the worker takes it (start → stop returned), x real time.
+  DSP on = `auto_gain=True, suppress_noise=True`; "n/a" where that raises FeatureUnavailableError.
+"""
+
+
+def _num(value: Any, fmt: str, scale: float = 1.0) -> str:
+    return "—" if value is None else format(value * scale, fmt)
+
+
+def _ok(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        good, total = value.split("/")
+        return "✓" if good == total else f"✗ {value}"
+    return "✓" if value else "✗"
+
+
+def _killed(row: dict[str, Any]) -> str:
+    killed = row.get("killed")
+    if not killed:
+        return "—"
+    if not killed["ffmpeg_ok"]:
+        return "✗ unreadable" if not killed["seconds"] else f"✗ ({killed['seconds']:.1f} s)"
+    sndfile = "" if killed["sndfile_ok"] is None else (", sf ✓" if killed["sndfile_ok"] else ", sf ✗")
+    return f"{killed['seconds']:.1f} s{sndfile}"
+
+
+def _live_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| tool | encoder | CPU s/s steady | CPU s/s all | peak RSS MB | first sample ms | "
+             "first audio ms | stop ms | file | ffmpeg | libsndfile | dur. err ms | dropouts | kill -9 @3 s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---|"]
+    for r in rows:
+        if r.get("skipped"):
+            if r["skipped"] != "cannot write it":
+                lines.append(f"| {_LABEL[r['tool']]} | {r['encoder']} | n/a: {r['skipped']} |||||||||||| ")
+            continue
+        fmt = f"{r['codec']} {r['rate'] / 1000:g}k/{r['channels']}" if r.get("codec") else "—"
+        lines.append(
+            f"| {_LABEL[r['tool']]} | {r['encoder']} | {_num(r['cpu_steady'], '.4f')} | "
+            f"{_num(r['cpu_total'], '.4f')} | "
+            f"{_num(r['rss_mb'], '.0f')} | {_num(r['first_sample_s'], '.0f', 1000)} | "
+            f"{_num(r['first_audio_s'], '.0f', 1000)} | {_num(r['stop_s'], '.0f', 1000)} | {fmt} | "
+            f"{_ok(r['ffmpeg_ok'])} | {_ok(r['sndfile_ok'])} | {_num(r['duration_error_s'], '+.0f', 1000)} | "
+            f"{_num(r['dropouts'], '.0f')} | {_killed(r)} |")
+    return lines
+
+
+def _find(rows: list[dict[str, Any]], tool: str, encoder: str) -> dict[str, Any] | None:
+    for r in rows:
+        if r["tool"] == tool and r["encoder"] == encoder and not r.get("skipped"):
+            return r
+    return None
+
+
+def _ratio_table(rows: list[dict[str, Any]], key: str, title: str) -> list[str]:
+    peers = [t.key for t in TOOLS if not t.micrec]
+    lines = [f"| {title} | encoder | " + " | ".join(_LABEL[p] for p in peers) + " |",
+             "|---|---|" + "---:|" * len(peers)]
+    for mine in ("micrec-cli", "micrec-api"):
+        for encoder in ENCODERS:
+            r = _find(rows, mine, encoder)
+            if r is None or r.get(key) is None:
+                continue
+            cells = []
+            for peer in peers:
+                p = _find(rows, peer, encoder)
+                cells.append("—" if p is None or not p.get(key) else f"{r[key] / p[key]:.2f}x")
+            lines.append(f"| {_LABEL[mine]} | {encoder} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _target_rows(results: dict[str, Any]) -> list[str]:
+    main = [r for r in results["live"] if r["config"] == "44.1 kHz stereo"]
+    lines = ["| target (issue 5) | encoder | goal | measured | met |", "|---|---|---:|---:|---|"]
+
+    def add(name: str, encoder: str, goal: str, value: float | None, fmt: str, ok: Callable[[float], bool]) -> None:
+        shown = "—" if value is None else format(value, fmt)
+        met = "—" if value is None else ("yes" if ok(value) else "**no**")
+        lines.append(f"| {name} | {encoder} | {goal} | {shown} | {met} |")
+
+    for encoder in ENCODERS:
+        ref = _find(main, REFERENCE, encoder)
+        for tool in ("micrec-cli", "micrec-api"):
+            r = _find(main, tool, encoder)
+            if r is None:
+                lines.append(f"| {_LABEL[tool]} | {encoder} | | not run: "
+                             f"{_skip_of(main, tool, encoder)} | |")
+                continue
+            goal = CPU_TARGET[encoder]
+            add(f"steady CPU s/s, {_LABEL[tool]}", encoder, f"≤ {goal}", r["cpu_steady"], ".4f",
+                lambda v, g=goal: v <= g)
+            if ref is not None:
+                add(f"CPU vs record's pipeline, {_LABEL[tool]}", encoder, "≤ 0.5x",
+                    r["cpu_steady"] / ref["cpu_steady"], ".2f", lambda v: v <= 0.5)
+            add(f"first audio in file ms, {_LABEL[tool]}", encoder, f"≤ {FIRST_AUDIO_TARGET_MS}",
+                _scaled(r["first_audio_s"]), ".0f", lambda v: v <= FIRST_AUDIO_TARGET_MS)
+            stop = STOP_TARGET_MS[encoder]
+            add(f"stop ms, {_LABEL[tool]}", encoder, f"≤ {stop}", _scaled(r["stop_s"]), ".0f",
+                lambda v, s=stop: v <= s)
+            if tool == "micrec-api":
+                add("first captured sample ms, API", encoder, f"≤ {FIRST_SAMPLE_TARGET_MS}",
+                    _scaled(r["first_sample_s"]), ".0f", lambda v: v <= FIRST_SAMPLE_TARGET_MS)
+            else:
+                rss = RSS_TARGET_MB[encoder]
+                add("peak RSS MB, CLI", encoder, f"≤ {rss}", r["rss_mb"], ".0f", lambda v, m=rss: v <= m)
+    for off in results["offline"]:
+        goal_x = OFFLINE_TARGET[off["encoder"]]
+        add("offline x real time (DSP off)", off["encoder"], f"≥ {goal_x}", off.get("dsp_off"), ".0f",
+            lambda v, g=goal_x: v >= g)
+    add("`import micrec` ms", "—", f"≤ {IMPORT_TARGET_MS}", results["import_ms"], ".0f",
+        lambda v: v <= IMPORT_TARGET_MS)
+    return lines
+
+
+def _scaled(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def _skip_of(rows: list[dict[str, Any]], tool: str, encoder: str) -> str:
+    for r in rows:
+        if r["tool"] == tool and r["encoder"] == encoder:
+            return str(r.get("skipped") or "")
+    return "not in this run"
+
+
+def _offline_table(results: dict[str, Any]) -> list[str]:
+    lines = [f"| encoder | DSP off x real time | DSP on x real time |  ({results['offline_seconds']} s of "
+             "44.1 kHz stereo per take, median) |", "|---|---:|---:|---|"]
+    for off in results["offline"]:
+        if off.get("skipped"):
+            lines.append(f"| {off['encoder']} | n/a | n/a | {off['skipped']} |")
+            continue
+        on = "n/a (FeatureUnavailableError)" if off["dsp_on"] is None else f"{off['dsp_on']:.0f}x"
+        lines.append(f"| {off['encoder']} | {off['dsp_off']:.0f}x | {on} | |")
+    return lines
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> bool:
+    """Steady CPU per encoder per tool (44.1 kHz stereo), with the targets; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -r benchmarks/requirements.txt): no plot")
+        return False
+    tools = [t for t in TOOLS if any(_find(rows, t.key, e) for e in ENCODERS)]
+    width = 0.8 / max(1, len(tools))
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=110)
+    for i, tool in enumerate(tools):
+        xs, ys = [], []
+        for j, encoder in enumerate(ENCODERS):
+            r = _find(rows, tool.key, encoder)
+            if r is not None:
+                xs.append(j - 0.4 + width * (i + 0.5))
+                ys.append(r["cpu_steady"])
+        ax.bar(xs, ys, width, label=tool.label, hatch="//" if tool.micrec else None)
+    for j, encoder in enumerate(ENCODERS):
+        ax.hlines(CPU_TARGET[encoder], j - 0.45, j + 0.45, colors="black", linestyles="dashed",
+                  label="target" if j == 0 else None)
+    ax.set_xticks(range(len(ENCODERS)), [e for e in ENCODERS])
+    ax.set_ylabel("CPU seconds per recorded second (steady)")
+    ax.set_title("Recording 44.1 kHz stereo from a virtual microphone (median of runs)")
+    ax.legend(fontsize=8, ncols=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write_report(results: dict[str, Any], out: Path) -> Path:
+    live = results["live"]
+    main = [r for r in live if r["config"] == "44.1 kHz stereo"]
+    voice = [r for r in live if r["config"] != "44.1 kHz stereo"]
+    has_plot = plot(main, out / PLOT_NAME)
+    m = results["machine"]
+    lines = [
+        "# Benchmarks: micrec against the recorders users would pick instead",
+        "",
+        f"Generated by `{results['command']}` on {results['date']} (median of {results['runs']} takes of "
+        f"{results['seconds']:g} s per row). Re-run after the README's set-up with "
+        "`.venv/bin/python benchmarks/run.py` (the plot needs `pip install -r benchmarks/requirements.txt`).",
+        "",
+        f"Machine: {m['cpu']}, {m['memory']}, {m['os']}, Python {m['python']}; {m['pulseaudio']}; "
+        f"{m['ffmpeg']}; {m['sox']}; {m['arecord']}. No sound card: the microphone is virtual.",
+        "",
+        "## Targets",
+        "",
+        *_target_rows(results),
+        "",
+        "## 44.1 kHz stereo",
+        "",
+        *_live_table(main),
+        "",
+    ]
+    if has_plot:
+        lines += [f"![steady CPU per encoder per tool]({PLOT_NAME})", ""]
+    if voice:
+        lines += ["## 16 kHz mono", "", *_live_table(voice), ""]
+    lines += ["## micrec / peers", "", "Steady CPU, 44.1 kHz stereo (below 1 = micrec is cheaper):", "",
+              *_ratio_table(main, "cpu_steady", "micrec"), "", "Peak RSS, 44.1 kHz stereo:", "",
+              *_ratio_table(main, "rss_mb", "micrec"), "",
+              "## Offline throughput", "", *_offline_table(results), "",
+              f"`import micrec`: {results['import_ms']:.0f} ms (median of 7 fresh interpreters).", "",
+              _METHOD]
+    notes = HERE / "notes.md"
+    if notes.exists():
+        lines += [notes.read_text()]
+    path = out / "benchmarks.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path

@@ -1,0 +1,194 @@
+"""micrec against the recorders users would pick instead: one run, side by side.
+
+Starts a private PulseAudio server whose one virtual microphone hears a continuous 1 kHz tone,
+records it with every tool for every encoder (median of ``--runs`` takes), kills one take of
+each with SIGKILL after 3 s, measures micrec's offline throughput and import time, and writes
+``docs/benchmarks.md``, ``docs/benchmarks-cpu.png`` and ``benchmarks/results.json``::
+
+    .venv/bin/python benchmarks/run.py            # the full run (about 15 minutes)
+    .venv/bin/python benchmarks/run.py --quick    # 1 run of 3 s takes, written to a temp dir
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench_mic import BenchMicrophone
+from bench_offline import times_real_time, tone
+from bench_take import Take, killed_take, record_take
+from bench_tools import ENCODERS, TOOLS, Config, Tool, micrec_unsupported
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = Config(44100, 2)
+VOICE = Config(16000, 1)
+#: The 16 kHz mono rows: the reference pipeline and micrec (the matrix is long enough).
+VOICE_TOOLS = ("record", "micrec-cli", "micrec-api")
+_IMPORT_RUNS = 7
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 run of 3 s takes, no kill runs, short offline")
+    parser.add_argument("--runs", type=int, help="takes per row (default 3)")
+    parser.add_argument("--seconds", type=float, help="length of a take (default 8)")
+    parser.add_argument("--tools", help=f"comma-separated subset of {','.join(t.key for t in TOOLS)}")
+    parser.add_argument("--encoders", help=f"comma-separated subset of {','.join(ENCODERS)}")
+    parser.add_argument("--no-voice", action="store_true", help="skip the 16 kHz mono rows")
+    parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 takes")
+    parser.add_argument("--offline-seconds", type=int, help="seconds of audio per offline take (default 60)")
+    parser.add_argument("--keep", type=Path, help="keep the recorded takes in this directory")
+    parser.add_argument("--out", type=Path, help="directory for the report (default: docs/ for a full run, "
+                                                   "a temp dir for --quick)")
+    args = parser.parse_args(argv)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.seconds = args.seconds or (3.0 if args.quick else 8.0)
+    args.offline_seconds = args.offline_seconds or (10 if args.quick else 60)
+    args.no_kill = args.no_kill or args.quick
+    args.tools = args.tools.split(",") if args.tools else [t.key for t in TOOLS]
+    args.encoders = args.encoders.split(",") if args.encoders else list(ENCODERS)
+    return args
+
+
+def median_take(takes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of the numbers over the takes; booleans become "k/n" counts of True."""
+    row: dict[str, Any] = {}
+    for key in takes[0]:
+        values = [t[key] for t in takes if t[key] is not None]
+        if not values:
+            row[key] = None
+        elif isinstance(values[0], bool):
+            row[key] = f"{sum(values)}/{len(values)}"
+        elif isinstance(values[0], (int, float)):
+            row[key] = statistics.median(values)
+        else:
+            row[key] = values[0]
+    return row
+
+
+def skip_reason(tool: Tool, encoder: str) -> str | None:
+    if encoder not in tool.encoders:
+        return "cannot write it"
+    if tool.micrec:
+        return micrec_unsupported(encoder)
+    return tool.missing()
+
+
+def run_row(tool: Tool, encoder: str, cfg: Config, args: argparse.Namespace, workdir: Path,
+            env: dict[str, str], *, kill: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {"tool": tool.key, "label": tool.label, "encoder": encoder, "config": cfg.label,
+                           "rate_asked": cfg.rate, "channels_asked": cfg.channels}
+    reason = skip_reason(tool, encoder)
+    if reason is not None:
+        return {**row, "skipped": reason}
+    stem = f"{tool.key}-{encoder}-{cfg.rate}x{cfg.channels}"
+    takes: list[Take] = [record_take(tool, encoder, cfg, workdir, env, args.seconds, f"{stem}-{n}")
+                         for n in range(args.runs)]
+    row.update(median_take([t.to_dict() for t in takes]), runs=len(takes),
+               cpu_steady_all=[t.cpu_steady for t in takes])
+    if kill:
+        row["killed"] = killed_take(tool, encoder, cfg, workdir, env, f"{stem}-killed").to_dict()
+    return row
+
+
+def run_live(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
+    tools = [t for t in TOOLS if t.key in args.tools]
+    plan = [(t, e, MAIN) for t in tools for e in args.encoders]
+    if not args.no_voice:
+        plan += [(t, e, VOICE) for t in tools if t.key in VOICE_TOOLS for e in args.encoders]
+    rows = []
+    with BenchMicrophone() as mic:
+        for tool, encoder, cfg in plan:
+            started = time.monotonic()
+            row = run_row(tool, encoder, cfg, args, workdir, mic.env, kill=not args.no_kill and cfg == MAIN)
+            rows.append(row)
+            done = row.get("skipped") or f"steady CPU {row['cpu_steady']:.4f} s/s"
+            print(f"{tool.label:<34} {encoder:<6} {cfg.label:<16} {done} "
+                  f"({time.monotonic() - started:.0f} s)", flush=True)
+    return rows
+
+
+def run_offline(args: argparse.Namespace) -> list[dict[str, Any]]:
+    signal = tone(args.offline_seconds, MAIN.rate, MAIN.channels)
+    rows = []
+    for encoder in args.encoders:
+        reason = micrec_unsupported(encoder)
+        row: dict[str, Any] = {"encoder": encoder, "skipped": reason}
+        if reason is None:
+            row["dsp_off"] = times_real_time(encoder, signal, MAIN.rate, dsp=False, runs=args.runs)
+            row["dsp_on"] = times_real_time(encoder, signal, MAIN.rate, dsp=True, runs=args.runs)
+        rows.append(row)
+        print(f"offline {encoder:<6} {row}", flush=True)
+    return rows
+
+
+def import_ms() -> float:
+    """Median wall time of ``import micrec`` in a fresh interpreter."""
+    code = "import time; t = time.perf_counter(); import micrec; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                                 check=True).stdout) for _ in range(_IMPORT_RUNS)]
+    return statistics.median(runs) * 1000
+
+
+def machine() -> dict[str, str]:
+    def first_line(cmd: list[str]) -> str:
+        if shutil.which(cmd[0]) is None:
+            return "not installed"
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    debian = Path("/etc/debian_version")
+    system = f"Debian {debian.read_text().strip()}" if debian.exists() else platform.system()
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+        "os": f"{system}, kernel {platform.release()}",
+        "python": platform.python_version(),
+        "pulseaudio": first_line(["pulseaudio", "--version"]),
+        "ffmpeg": first_line(["ffmpeg", "-version"]),
+        "sox": first_line(["sox", "--version"]),
+        "arecord": first_line(["arecord", "--version"]),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bench_report import write_report
+
+    args = parse_args(argv)
+    out = args.out or (Path(tempfile.mkdtemp(prefix="micrec-bench-")) if args.quick else ROOT / "docs")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        live = run_live(args, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="micrec-bench-takes-") as tmp:
+            live = run_live(args, Path(tmp))
+    results = {
+        "command": " ".join(["benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "runs": args.runs, "seconds": args.seconds, "machine": machine(), "import_ms": import_ms(),
+        "live": live, "offline": run_offline(args), "offline_seconds": args.offline_seconds,
+    }
+    json_path = out / "benchmarks-results.json" if args.quick or args.out else ROOT / "benchmarks" / "results.json"
+    json_path.write_text(json.dumps(results, indent=1))
+    report = write_report(results, out)
+    print(f"wrote {report} and {json_path} in {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
