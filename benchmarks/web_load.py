@@ -5,9 +5,11 @@ bounded load generator of WebSocket clients in this process: each client streams
 tone in 20 ms int16 frames, paced in real time like an AudioWorklet, for ``--seconds``, then
 stops and reads the server's summary. A step with N clients *sustains* when every take ends
 without error, the server dropped no frame (``overflows == 0``), every frame sent is in the
-take (``frames`` equals what was sent), sampled files decode to the right duration, and no
-client fell more than ``--max-lag`` behind real time (TCP back-pressure from a server that
-cannot keep up shows as lag). N doubles, then bisects between the last good and first bad.
+take (``frames`` equals what was sent), sampled files decode to the right duration, and the
+server never fell more than ``--max-lag`` behind: its level messages say how much audio it has
+taken in, which must keep up with what the clients sent (socket buffers would otherwise hide a
+server that falls behind until the end). A client that cannot keep its own schedule fails the
+step too. N doubles, then bisects between the last good and first bad.
 
     .venv/bin/python benchmarks/web_load.py                       # WAV and Opus, 10 s steps
     .venv/bin/python benchmarks/web_load.py --encoders wav --seconds 5 --max-clients 64
@@ -22,6 +24,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -51,7 +54,8 @@ class Step:
     failed_takes: int
     overflows: int
     frames_missing: int
-    max_lag_s: float
+    max_lag_s: float  # how far the server's intake fell behind the audio sent (level messages)
+    client_lag_s: float  # how far a client fell behind its own real-time send schedule
     server_cpu: float  # CPU seconds per wall second of the server process while streaming
     client_cpu: float  # the same for this (load generator) process
     note: str = ""
@@ -139,8 +143,8 @@ async def one_take(server: Server, token: str, encoder: str, seconds: float, fra
                                   "sample_rate": RATE, "channels_num": 1}))
         started = json.loads(await ws.recv())
         if started.get("type") != "started":
-            return {"error": started.get("message", str(started)), "lag": 0.0, "sent": 0}
-        reader = asyncio.create_task(_collect(ws))
+            return {"error": started.get("message", str(started)), "lag": 0.0, "client_lag": 0.0, "sent": 0}
+        reader = asyncio.create_task(_collect(ws, begin))
         frames, lag = max(1, round(seconds * 1000 / FRAME_MS)), 0.0
         for k in range(frames):
             due = begin + k * FRAME_MS / 1000
@@ -152,16 +156,22 @@ async def one_take(server: Server, token: str, encoder: str, seconds: float, fra
             await ws.send(frame)
         await ws.send(json.dumps({"type": "stop"}))
         summary = await asyncio.wait_for(reader, _STOP_TIMEOUT)
-    return {**summary, "lag": lag, "sent": frames * FRAME}
+    return {**summary, "client_lag": lag, "sent": frames * FRAME}
 
 
-async def _collect(ws: Any) -> dict[str, Any]:
+async def _collect(ws: Any, begin: float) -> dict[str, Any]:
+    """The summary, with ``lag``: the most the server's intake trailed the audio sent."""
     summary: dict[str, Any] = {"error": "no summary"}
+    lag = 0.0
     async for raw in ws:
         message = json.loads(raw)
-        if message.get("type") == "stopped":
+        if message.get("type") == "level":
+            # audio sent by now (one frame in flight allowed) minus audio the server has taken in
+            sent_s = time.monotonic() - begin - FRAME_MS / 1000
+            lag = max(lag, sent_s - message["duration_ms"] / 1000)
+        elif message.get("type") == "stopped":
             summary = message
-    return summary
+    return {**summary, "lag": lag}
 
 
 async def run_step(server: Server, encoder: str, clients: int, seconds: float) -> list[dict[str, Any]]:
@@ -171,7 +181,8 @@ async def run_step(server: Server, encoder: str, clients: int, seconds: float) -
     begin = time.monotonic() + 1.0  # everyone connected before the clock starts
     takes = [one_take(server, token, encoder, seconds, frame, begin + 0.0003 * i) for i in range(clients)]
     results = await asyncio.gather(*takes, return_exceptions=True)
-    return [r if isinstance(r, dict) else {"error": repr(r), "lag": 0.0, "sent": 0} for r in results]
+    return [r if isinstance(r, dict) else {"error": repr(r), "lag": 0.0, "client_lag": 0.0, "sent": 0}
+            for r in results]
 
 
 def measure(server: Server, encoder: str, clients: int, seconds: float, max_lag: float) -> Step:
@@ -183,12 +194,13 @@ def measure(server: Server, encoder: str, clients: int, seconds: float, max_lag:
     overflows = sum(int(r.get("overflows", 0)) for r in results)
     missing = sum(max(0, r["sent"] - int(r.get("frames", 0))) for r in results if not r.get("error"))
     lag = max((r["lag"] for r in results), default=0.0)
+    client_lag = max((r["client_lag"] for r in results), default=0.0)
     note = _check_files(server.directory, results, seconds)
-    ok = not failed and not overflows and not missing and lag <= max_lag and not note
+    ok = not failed and not overflows and not missing and max(lag, client_lag) <= max_lag and not note
     if failed:
         note = f"{len(failed)} takes failed, e.g. {failed[0]['error']}"
-    return Step(encoder, clients, ok, len(failed), overflows, missing, round(lag, 3), round(server_cpu, 2),
-                round(client_cpu, 2), note)
+    return Step(encoder, clients, ok, len(failed), overflows, missing, round(lag, 3), round(client_lag, 3),
+                round(server_cpu, 2), round(client_cpu, 2), note)
 
 
 def _check_files(directory: Path, results: list[dict[str, Any]], seconds: float) -> str:
@@ -231,6 +243,7 @@ def search(server: Server, encoder: str, args: argparse.Namespace, deadline: flo
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that `finally` stops the server
     if args.serve:
         serve(args.serve, args.port)
         return 0
