@@ -123,17 +123,16 @@ def main_0_27(page: ft.Page):
     page.overlay.append(audio_rec)
     page.update()
 
-    page.add(
-        ft.Button(content="Start Audio Recorder", on_click=handle_start_recording),
-        ft.Button(content="Stop Audio Recorder", on_click=handle_stop_recording),
-        ft.Button(content="List Devices", on_click=handle_list_devices),
-        ft.Button(content="Pause Recording", on_click=handle_pause),
-        ft.Button(content="Resume Recording", on_click=handle_resume),
-        ft.Button(content="WAV Encoder Support", on_click=handle_audio_encoder_test),
-        ft.Button(content="Get Audio Recording Permission Status", on_click=handle_has_permission),
-        status,
-        devices,
-    )
+    buttons = {
+        "Start Audio Recorder": handle_start_recording,
+        "Stop Audio Recorder": handle_stop_recording,
+        "List Devices": handle_list_devices,
+        "Pause Recording": handle_pause,
+        "Resume Recording": handle_resume,
+        "WAV Encoder Support": handle_audio_encoder_test,
+        "Get Audio Recording Permission Status": handle_has_permission,
+    }
+    page.add(*[ft.Button(content=text, on_click=handler) for text, handler in buttons.items()], status, devices)
 
 
 if __name__ == "__main__":

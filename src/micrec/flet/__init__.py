@@ -13,34 +13,8 @@ from .._lazy import require
 
 require("flet", extra="flet")
 
+from . import types  # noqa: E402
 from .recorder import AudioRecorder  # noqa: E402
-from .types import (  # noqa: E402
-    AndroidAudioSource,
-    AndroidRecorderConfiguration,
-    AudioEncoder,
-    AudioRecorderConfiguration,
-    AudioRecorderState,
-    AudioRecorderStateChangeEvent,
-    AudioRecorderStreamEvent,
-    AudioRecorderUploadEvent,
-    AudioRecorderUploadSettings,
-    InputDevice,
-    IosAudioCategoryOption,
-    IosRecorderConfiguration,
-)
+from .types import *  # noqa: E402, F403 - the types are the package's API, listed in types.__all__
 
-__all__ = [
-    "AndroidAudioSource",
-    "AndroidRecorderConfiguration",
-    "AudioEncoder",
-    "AudioRecorder",
-    "AudioRecorderConfiguration",
-    "AudioRecorderState",
-    "AudioRecorderStateChangeEvent",
-    "AudioRecorderStreamEvent",
-    "AudioRecorderUploadEvent",
-    "AudioRecorderUploadSettings",
-    "InputDevice",
-    "IosAudioCategoryOption",
-    "IosRecorderConfiguration",
-]
+__all__ = ["AudioRecorder", *types.__all__]
