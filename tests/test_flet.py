@@ -570,23 +570,50 @@ def test_timeouts_raise_timeouterror() -> None:
     run(scenario)
 
 
-def test_a_fault_ends_the_take_with_an_error_event(tmp_path: Path) -> None:
+def test_a_fault_ends_the_take_with_an_error_event_and_the_upload_still_goes(tmp_path: Path) -> None:
     states: list[far.AudioRecorderStateChangeEvent] = []
-    path = tmp_path / "fault.wav"
+    uploads: list[far.AudioRecorderUploadEvent] = []
+    path = tmp_path / "fault.pcm"
 
-    async def scenario() -> None:
+    async def scenario() -> str | None:
         backend = TestBackend(tone(440, 5, 48000), 48000, realtime=False, fail_after=1.0)
-        rec = far.AudioRecorder(configuration=far.AudioRecorderConfiguration(channels=1, sample_rate=48000),
-                                on_state_change=states.append, backend=backend)
-        await rec.start_recording(str(path))
-        await wait_for(lambda: len(states) == 2)
+        config = far.AudioRecorderConfiguration(encoder=far.AudioEncoder.PCM16BITS, channels=1, sample_rate=48000)
+        rec = far.AudioRecorder(configuration=config, on_state_change=states.append, on_upload=uploads.append,
+                                backend=backend)
+        await rec.start_recording(str(path), upload=far.AudioRecorderUploadSettings(upload_url=server.url))
+        await wait_for(lambda: len(states) == 2 and bool(uploads) and uploads[-1].progress == 1.0)
         assert not await rec.is_recording()
+        return await rec.stop_recording()  # nothing open any more
 
-    run(scenario)
+    with UploadServer() as server:
+        assert run(scenario) is None
     assert [e.state for e in states] == [far.AudioRecorderState.RECORDING, far.AudioRecorderState.STOPPED]
     assert isinstance(states[-1].error, MicrecError)
-    probe = ffprobe(path)  # the file was finalized with what was captured
-    assert probe.duration == pytest.approx(1.0, abs=0.1)
+    data = pcm(path)  # the file was finalized with what was captured: the second before the fault
+    assert len(data) == 48000 and dominant_frequency(data, 48000) == pytest.approx(440, abs=2)
+    assert server.requests[0][3] == path.read_bytes()
+
+
+def test_events_carry_the_page_of_the_app(tmp_path: Path) -> None:
+    pages: list[Any] = []
+
+    async def scenario() -> App:
+        def main(page: ft.Page) -> None:
+            recorder = far.AudioRecorder(on_state_change=lambda e: pages.append(e.page),
+                                         backend=TestBackend(tone(440, 2, 48000), 48000))
+
+            async def record(e: Any) -> None:
+                await recorder.start_recording(str(tmp_path / "p.wav"))
+                await recorder.stop_recording()
+
+            page.add(ft.Button(content="Record", on_click=record))
+
+        app = App(main)
+        await app.click("Record")
+        return app
+
+    app = run(scenario)
+    assert pages == [app.page, app.page]
 
 
 def test_legacy_settings_map_onto_the_configuration() -> None:

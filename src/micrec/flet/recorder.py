@@ -191,6 +191,9 @@ class AudioRecorder(_ClientPlaceholder):
         """The Flet page of the app that made or last started the recorder, or None."""
         return self._delivery.page
 
+    def update(self) -> None:
+        """Nothing to send: settings take effect at the next ``start_recording`` (0.27 code calls this)."""
+
     def __repr__(self) -> str:
         return f"AudioRecorder(configuration={self.configuration!r})"
 
