@@ -279,10 +279,13 @@ def test_recorder_in_page_services_or_overlay_is_harmless() -> None:
 
 # -- streaming -----------------------------------------------------------------------------------
 @pytest.mark.pulse
-def test_stream_chunks_equal_the_file_bit_for_bit(vmic: VirtualMicrophone, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rate", [48000, 44100])  # as the microphone, and resampled
+def test_stream_chunks_equal_the_file_bit_for_bit(vmic: VirtualMicrophone, tmp_path: Path, rate: int) -> None:
     feed = noise(10.0, 48000, seed=22)
     vmic.play_samples(feed, 48000)
     path = tmp_path / "take.pcm"
+    config = far.AudioRecorderConfiguration(encoder=far.AudioEncoder.PCM16BITS, sample_rate=rate, channels=1,
+                                            device=far.InputDevice(id="vmic_a", label="A"))
     events: list[far.AudioRecorderStreamEvent] = []
     states: list[far.AudioRecorderStateChangeEvent] = []
     loop_threads: set[str] = set()
@@ -292,7 +295,7 @@ def test_stream_chunks_equal_the_file_bit_for_bit(vmic: VirtualMicrophone, tmp_p
         events.append(e)
 
     async def scenario() -> str | None:
-        rec = far.AudioRecorder(configuration=PCM_48K_MONO, on_stream=on_stream, on_state_change=states.append)
+        rec = far.AudioRecorder(configuration=config, on_stream=on_stream, on_state_change=states.append)
         assert await rec.start_recording(str(path)) is True
         await wait_for(lambda: sum(len(e.chunk) for e in events) >= 96000)
         await rec.pause_recording()
@@ -316,8 +319,8 @@ def test_stream_chunks_equal_the_file_bit_for_bit(vmic: VirtualMicrophone, tmp_p
     assert [e.bytes_streamed for e in events] == list(np.cumsum([len(e.chunk) for e in events]))
     streamed = b"".join(e.chunk for e in events)
     assert streamed == path.read_bytes()
-    # the microphone's signal, as ffmpeg reads it, minus the paused half second
-    assert 0.3 < skipped_seconds(feed, pcm(path)[:, 0]) < 1.5
+    if rate == 48000:  # the microphone's signal, as ffmpeg reads it, minus the paused half second
+        assert 0.3 < skipped_seconds(feed, pcm(path)[:, 0]) < 1.5
 
 
 @pytest.mark.pulse
@@ -337,6 +340,23 @@ def test_stream_without_output_path_leaves_no_file(vmic: VirtualMicrophone, no_l
     assert states[0].path and not os.path.exists(states[0].path)
     data = np.frombuffer(b"".join(chunks), dtype="<i2")
     assert dominant_frequency(data[4800:], 48000) == pytest.approx(1000, abs=3)
+
+
+def test_stream_includes_what_the_resampler_held_at_stop(tmp_path: Path) -> None:
+    path = tmp_path / "resampled.pcm"
+    chunks: list[bytes] = []
+
+    async def scenario() -> None:
+        backend = TestBackend(tone(440, 3, 48000), 48000, realtime=False, after_end="stop")
+        config = far.AudioRecorderConfiguration(encoder=far.AudioEncoder.PCM16BITS, sample_rate=44100, channels=1)
+        rec = far.AudioRecorder(configuration=config, on_stream=lambda e: chunks.append(e.chunk), backend=backend)
+        await rec.start_recording(str(path))
+        assert await asyncio.to_thread(backend.wait_done, 30)
+        await rec.stop_recording()
+
+    run(scenario)
+    assert b"".join(chunks) == path.read_bytes()
+    assert len(path.read_bytes()) // 2 == pytest.approx(3 * 44100, abs=882)  # the last block is padded
 
 
 def test_cancel_of_a_stream_deletes_it(no_leftovers: None) -> None:

@@ -382,10 +382,26 @@ class AudioRecorder(_ClientPlaceholder):
         return take
 
     def _finish(self, take: _Take) -> None:
-        """After the file is final: upload it if asked, then drop our temporary file."""
+        """After the file is final: stream its tail, upload it if asked, drop our temporary file."""
+        self._stream_tail(take.path)
         uploaded = take.upload is None or self._upload(take)
         if uploaded and not take.keep:
             shutil.rmtree(take.path.parent, ignore_errors=True)
+
+    def _stream_tail(self, path: Path) -> None:
+        # The core hands listeners the blocks it encodes while recording, but not what its
+        # resampler still held at stop; the file (raw PCM16 when streaming) has it.
+        if self.on_stream is None or self._core.on_audio is None:
+            return
+        try:
+            with open(path, "rb") as f:
+                f.seek(self._bytes_streamed)
+                tail = f.read()
+        except OSError:
+            log.warning("micrec.flet: could not read the end of %s to stream it", path, exc_info=True)
+            return
+        if tail:
+            self._emit_chunk(tail)
 
     def _upload(self, take: _Take) -> bool:
         settings = take.upload
@@ -415,7 +431,9 @@ class AudioRecorder(_ClientPlaceholder):
                                  daemon=True).start()
 
     def _on_audio(self, block: Any) -> None:
-        chunk = block.astype("<i2", copy=False).tobytes()
+        self._emit_chunk(block.astype("<i2", copy=False).tobytes())
+
+    def _emit_chunk(self, chunk: bytes) -> None:
         self._bytes_streamed += len(chunk)
         event = t.AudioRecorderStreamEvent(name="stream", control=self, chunk=chunk,
                                            sequence=self._sequence, bytes_streamed=self._bytes_streamed)
