@@ -1,0 +1,145 @@
+"""The far-end reference of the echo canceller: what the default output is playing.
+
+On PulseAudio and PipeWire every output has a *monitor* that captures what it plays. The
+reference opens the default output's monitor at the recording's rate and channel count (the
+server resamples and remixes) and keeps what it delivers until the worker pairs it with the
+microphone, frame for frame.
+
+Alignment: the microphone stream is opened before the reference, so a reference frame with
+the same index as a microphone frame was captured a little *later*. The echo of a sound
+therefore always reaches the canceller after the sound itself (it looks back, never ahead),
+and WebRTC AEC3's delay estimator finds the remaining delay (output latency, room, input
+latency) by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..backends.base import StreamSpec
+from ..errors import FeatureUnavailableError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from ..backends.base import CaptureStream
+
+    Block = npt.NDArray[np.int16]
+
+__all__ = ["EchoReference"]
+
+log = logging.getLogger("micrec")
+
+#: Block length of the monitor stream: short, so that the worker rarely waits for it.
+REFERENCE_BLOCK_MS = 10
+#: Seconds of reference kept while the worker is behind; older audio is dropped.
+MAX_BACKLOG_SECONDS = 10
+
+
+class EchoReference:
+    """What the default output plays, delivered by the backend and taken by the worker.
+
+    Parameters
+    ----------
+    backend : CaptureBackend
+        A backend with ``open_monitor(spec, sink)`` (:class:`micrec.backends.pulse.PulseBackend`).
+    rate, channels : int
+        The format the microphone is processed in; the reference is read in the same one.
+
+    Notes
+    -----
+    ``push``, ``overflow`` and ``fail`` form the :class:`~micrec.backends.BlockSink` the
+    monitor stream delivers to, on its own thread; ``take`` and ``available`` are for the
+    worker. A lost reference does not end the recording: the canceller gets silence and a
+    warning is logged.
+    """
+
+    def __init__(self, backend: Any, rate: int, channels: int) -> None:
+        self._backend = backend
+        self.rate = rate
+        self.channels = channels
+        self.underruns = 0
+        self.dropped_frames = 0
+        self.error: BaseException | None = None
+        self._blocks: deque[Block] = deque()
+        self._offset = 0  # frames of the first block already taken
+        self._frames = 0  # frames held, the first block's taken ones excluded
+        self._lock = threading.Lock()
+        self._stream: CaptureStream | None = None
+
+    @classmethod
+    def for_backend(cls, backend: Any, rate: int, channels: int) -> EchoReference:
+        """A reference for ``backend``, or FeatureUnavailableError when it has no output monitor."""
+        if getattr(backend, "open_monitor", None) is None:
+            name = getattr(backend, "name", type(backend).__name__)
+            raise FeatureUnavailableError(
+                f"cancel_echo needs what the speakers play, and the {name!r} capture backend cannot "
+                "read it (only a PulseAudio or PipeWire server exposes the output's monitor); "
+                "record through a sound server or set cancel_echo=False", value=True, name="cancel_echo")
+        return cls(backend, rate, channels)
+
+    # -- lifecycle (session's opening thread, then the worker) -------------------------------
+    def start(self) -> None:
+        """Open the default output's monitor and start reading it."""
+        spec = StreamSpec(None, self.rate, self.channels, self.rate * REFERENCE_BLOCK_MS // 1000)
+        self._stream = self._backend.open_monitor(spec, self)
+        self._stream.start()
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+        with self._lock:
+            self._blocks.clear()
+            self._frames = self._offset = 0
+
+    # -- BlockSink (the monitor stream's thread) ---------------------------------------------
+    def push(self, block: Block, *, wait: bool = False) -> None:
+        with self._lock:
+            self._blocks.append(block)
+            self._frames += len(block)
+            limit = MAX_BACKLOG_SECONDS * self.rate
+            while self._frames > limit and len(self._blocks) > 1:
+                dropped = len(self._blocks.popleft()) - self._offset
+                self._offset = 0
+                self._frames -= dropped
+                self.dropped_frames += dropped
+
+    def overflow(self, frames: int = 0) -> None:
+        self.dropped_frames += frames
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        log.warning("micrec: the echo reference (output monitor) stopped: %s; echo is no longer "
+                    "cancelled", error)
+
+    # -- the worker --------------------------------------------------------------------------
+    @property
+    def available(self) -> int:
+        """Frames ready to be taken."""
+        return self._frames
+
+    def take(self, frames: int) -> Block:
+        """The next ``frames`` frames, shaped (frames, channels); silence where none arrived yet."""
+        import numpy as np
+
+        out = np.zeros((frames, self.channels), dtype=np.int16)
+        filled = 0
+        with self._lock:
+            while filled < frames and self._blocks:
+                head = self._blocks[0]
+                n = min(len(head) - self._offset, frames - filled)
+                out[filled:filled + n] = head[self._offset:self._offset + n]
+                filled += n
+                self._offset += n
+                if self._offset == len(head):
+                    self._blocks.popleft()
+                    self._offset = 0
+            self._frames -= filled
+        if filled < frames:
+            self.underruns += 1
+        return out
