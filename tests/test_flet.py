@@ -636,6 +636,34 @@ def test_events_carry_the_page_of_the_app(tmp_path: Path) -> None:
     assert pages == [app.page, app.page]
 
 
+def test_0_27_recorder_without_an_event_loop(tmp_path: Path) -> None:
+    seen: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+    path = str(tmp_path / "plain.wav")
+
+    def on_state(e: far.AudioRecorderStateChangeEvent) -> None:
+        seen.append((e.data, threading.current_thread().name))
+        if e.data == "paused":
+            try:
+                rec.resume()  # calling the recorder back from its own handler
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                errors.append(exc)
+
+    rec = far.AudioRecorder(audio_encoder="wav", channels_num=1, sample_rate=48000, on_state_changed=on_state,
+                            backend=TestBackend(tone(440, 5, 48000), 48000))
+    assert rec.start_recording(path, wait_timeout=5) is True
+    rec.pause()
+    deadline = time.monotonic() + 20
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rec.stop_recording() == path
+    while len(seen) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert errors == []
+    assert [state for state, _ in seen] == ["recording", "paused", "recording", "stopped"]
+    assert all(thread.startswith("micrec-flet-events") for _, thread in seen)
+
+
 def test_legacy_settings_map_onto_the_configuration() -> None:
     rec = far.AudioRecorder(audio_encoder=far.AudioEncoder.FLAC, channels_num=1, sample_rate=16000,
                             bit_rate=64000, suppress_noise=True, cancel_echo=True, auto_gain=True)

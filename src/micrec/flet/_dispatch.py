@@ -7,7 +7,9 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger("micrec")
@@ -42,6 +44,8 @@ class Delivery:
         self.page: Any = None
         self._context = contextvars.copy_context()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._lock = threading.Lock()
+        self._thread: ThreadPoolExecutor | None = None
 
     def bind(self, page: Any = None) -> None:
         """Deliver to the running loop of the calling thread (or the page's loop)."""
@@ -63,7 +67,15 @@ class Delivery:
             with contextlib.suppress(RuntimeError):  # the loop closed in between
                 loop.call_soon_threadsafe(self._run, handler, event, context=context)
                 return
-        context.run(self._run_without_loop, handler, event)
+        self._fallback().submit(context.run, self._run_without_loop, handler, event)
+
+    def _fallback(self) -> ThreadPoolExecutor:
+        # A thread of our own, not micrec's event thread: a 0.27-style handler that calls the
+        # recorder back (stop_recording() from on_state_changed) waits for that thread.
+        with self._lock:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="micrec-flet-events")
+            return self._thread
 
     def _run(self, handler: Handler, event: Any) -> None:
         _reset_auto_update()
@@ -88,8 +100,8 @@ class Delivery:
         self._auto_update()
 
     def _run_without_loop(self, handler: Handler, event: Any) -> None:
-        # No loop to hop to (a 0.27-style app calling from a plain thread): run here, as
-        # Flet 0.27 ran its sync handlers on a worker thread.
+        # No loop to hop to (a 0.27-style app calling from a plain thread): run on a thread,
+        # as Flet 0.27 ran its sync handlers on a worker thread.
         try:
             result = handler(event) if takes_event(handler) else handler()
             if inspect.iscoroutine(result):
