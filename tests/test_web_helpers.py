@@ -142,11 +142,19 @@ class Client:
         return message
 
     def send_audio(self, samples: npt.NDArray[np.int16], rate: int, frame_ms: float = 20) -> None:
-        """Send int16 samples (1-D mono or (frames, channels)) in frames of ``frame_ms``."""
+        """Send int16 samples (1-D mono or (frames, channels)) in frames of ``frame_ms``.
+
+        Stops quietly if the server closes meanwhile (``finish`` then reads why).
+        """
+        from websockets.exceptions import ConnectionClosed
+
         data = samples.reshape(len(samples), -1)
         step = max(1, int(rate * frame_ms / 1000))
         for start in range(0, len(data), step):
-            self.ws.send(np.ascontiguousarray(data[start:start + step]).astype("<i2").tobytes())
+            try:
+                self.ws.send(np.ascontiguousarray(data[start:start + step]).astype("<i2").tobytes())
+            except ConnectionClosed:
+                return
 
     def command(self, name: str) -> None:
         self.ws.send(json.dumps({"type": name}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -281,6 +282,21 @@ def test_no_start_message_times_out(tmp_path: Path) -> None:
     with live_server(tmp_path, limits=Limits(start_timeout=0.3)) as srv:
         ended = Client(srv).finish()
         assert ended.code == 1008 and "no start message within 0.3 s" in ended.reason
+
+
+def test_a_silent_client_counts_as_gone_but_a_paused_one_does_not(tmp_path: Path) -> None:
+    with live_server(tmp_path, limits=Limits(idle_seconds=0.3)) as srv:
+        client = _take_then(srv, 0.5)
+        client.command("pause")
+        while client.receive() != {"type": "state", "state": "paused", "error": None}:
+            pass
+        time.sleep(0.6)  # paused: the take stays open however long the silence
+        client.command("resume")
+        ended = client.finish()  # ... and ends once recording with no audio
+        assert ended.code == 1001 and "no audio from the browser for 0.3 s" in ended.reason
+        assert [m["state"] for m in ended.of_type("state")][-2:] == ["recording", "stopped"]
+        assert isinstance(srv.wait_for_stopped(ended.summary["take"]).error, DeviceLostError)
+        _assert_finalized(srv, ended.summary["take"], 0.5)
 
 
 def test_too_many_takes_are_told_to_retry(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,8 @@ class TakeConnection:
         self._listener = on_state_changed
         self._outbox: asyncio.Queue[Message | None] = asyncio.Queue()
         self._connected = True
+        self._last_audio = time.monotonic()
+        self._idle_error: ClientGoneError | None = None
         self.recorder: AudioRecorder | None = None
         self.stream: SocketStream | None = None
 
@@ -82,8 +85,16 @@ class TakeConnection:
         path = await self._start_recorder(request)
         if path is None:
             return
-        sender = asyncio.create_task(self._send_loop())
-        error = await self._receive_loop()
+        self._last_audio = time.monotonic()
+        receiver = asyncio.create_task(self._receive_loop())
+        sender = asyncio.create_task(self._send_loop(receiver))
+        try:
+            error = await receiver
+        except asyncio.CancelledError:
+            if self._idle_error is None:  # the server is shutting down: still keep the take
+                self._abandon(sender)
+                raise
+            error = self._idle_error
         await self._finish(path, error, sender)
 
     # -- start ------------------------------------------------------------------------------
@@ -145,14 +156,11 @@ class TakeConnection:
     async def _receive_loop(self) -> BaseException | None:
         """Feed frames and commands until ``stop`` (None) or a fault (returned)."""
         assert self.stream is not None
-        stream, limits = self.stream, self._limits
+        stream, receive = self.stream, self.ws.receive
         while True:
-            timeout = None if stream.paused else limits.idle_seconds
-            try:
-                message = await asyncio.wait_for(self.ws.receive(), timeout)
-            except TimeoutError:
-                return ClientGoneError(f"no audio from the browser for {limits.idle_seconds:g} s",
-                                       value=limits.idle_seconds, name="idle_seconds")
+            # No per-message timeout (a task per frame would cost more than the frame): the send
+            # loop watches for silence instead (_check_idle).
+            message = await receive()
             if message["type"] == "websocket.disconnect":
                 self._connected = False
                 return ClientGoneError(f"the browser disconnected mid-take (code {message.get('code')})",
@@ -168,6 +176,7 @@ class TakeConnection:
         payload = message.get("bytes")
         if payload is not None:
             stream.feed(payload, split_frame(payload, stream.channels, self._limits))
+            self._last_audio = time.monotonic()
             return False
         command = parse_command(message.get("text") or "")
         recorder = self.recorder
@@ -179,19 +188,30 @@ class TakeConnection:
         elif command == "resume":
             recorder.resume_recording()
             stream.paused = False
+            self._last_audio = time.monotonic()
         return command == "stop"
 
-    async def _send_loop(self) -> None:
+    async def _send_loop(self, receiver: asyncio.Task[BaseException | None]) -> None:
         while True:
             try:
                 message = await asyncio.wait_for(self._outbox.get(), LEVEL_INTERVAL)
             except TimeoutError:
+                self._check_idle(receiver)
                 message = self._level()
                 if message is None:
                     continue
             if message is None:
                 return
             await self._send(message)
+
+    def _check_idle(self, receiver: asyncio.Task[BaseException | None]) -> None:
+        stream, idle = self.stream, self._limits.idle_seconds
+        if stream is None or stream.paused or receiver.done() or self._idle_error is not None:
+            return
+        if time.monotonic() - self._last_audio > idle:
+            self._idle_error = ClientGoneError(f"no audio from the browser for {idle:g} s", value=idle,
+                                               name="idle_seconds")
+            receiver.cancel()
 
     def _level(self) -> Message | None:
         recorder, stream = self.recorder, self.stream
@@ -228,6 +248,13 @@ class TakeConnection:
             await sender
         code = CLOSE_NORMAL if error is None else getattr(error, "close_code", CLOSE_SERVER_ERROR)
         await self._close(code, "take saved" if error is None else str(error))
+
+    def _abandon(self, sender: asyncio.Task[None]) -> None:
+        """Finalize the take right now (blocking): the server is cancelling this connection."""
+        sender.cancel()
+        if self.stream is not None and self.recorder is not None:
+            self.stream.fail(ClientGoneError("the server shut down mid-take", name="connection"))
+            self.recorder.stop_recording()
 
     async def refuse(self, code: int, reason: str) -> None:
         """Tell the client why (an ``error`` message, then the close reason) and close."""
