@@ -240,6 +240,10 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
         f"Machine: {m['cpu']}, {m['memory']}, {m['os']}, Python {m['python']}; {m['pulseaudio']}; "
         f"{m['ffmpeg']}; {m['sox']}; {m['arecord']}. No sound card: the microphone is virtual.",
         "",
+        f"Load average (1 min) at the start: {results['load_before'][0]:.1f}, at the end: "
+        f"{results['load_after'][0]:.1f}; per row, in `benchmarks/results.json`. Other work on the machine "
+        "inflates every tool's figures alike; the ratios between tools are the stabler result.",
+        "",
         "## Targets",
         "",
         *_target_rows(results),

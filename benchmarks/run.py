@@ -48,6 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-voice", action="store_true", help="skip the 16 kHz mono rows")
     parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 takes")
     parser.add_argument("--offline-seconds", type=int, help="seconds of audio per offline take (default 60)")
+    parser.add_argument("--keepalive-ms", type=int,
+                        help="replace the virtual microphone's 20 ms keep-alive stream by one of this latency")
     parser.add_argument("--keep", type=Path, help="keep the recorded takes in this directory")
     parser.add_argument("--out", type=Path, help="directory for the report (default: docs/ for a full run, "
                                                    "a temp dir for --quick)")
@@ -88,7 +90,8 @@ def skip_reason(tool: Tool, encoder: str) -> str | None:
 def run_row(tool: Tool, encoder: str, cfg: Config, args: argparse.Namespace, workdir: Path,
             env: dict[str, str], *, kill: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"tool": tool.key, "label": tool.label, "encoder": encoder, "config": cfg.label,
-                           "rate_asked": cfg.rate, "channels_asked": cfg.channels}
+                           "rate_asked": cfg.rate, "channels_asked": cfg.channels,
+                           "load_before": os.getloadavg()[0]}
     reason = skip_reason(tool, encoder)
     if reason is not None:
         return {**row, "skipped": reason}
@@ -108,7 +111,7 @@ def run_live(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     if not args.no_voice:
         plan += [(t, e, VOICE) for t in tools if t.key in VOICE_TOOLS for e in args.encoders]
     rows = []
-    with BenchMicrophone() as mic:
+    with BenchMicrophone(args.keepalive_ms) as mic:
         for tool, encoder, cfg in plan:
             started = time.monotonic()
             row = run_row(tool, encoder, cfg, args, workdir, mic.env, kill=not args.no_kill and cfg == MAIN)
@@ -171,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or (Path(tempfile.mkdtemp(prefix="micrec-bench-")) if args.quick else ROOT / "docs")
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    load_before = os.getloadavg()
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         live = run_live(args, args.keep)
@@ -180,8 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {
         "command": " ".join(["benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "runs": args.runs, "seconds": args.seconds, "machine": machine(), "import_ms": import_ms(),
+        "runs": args.runs, "seconds": args.seconds, "load_before": load_before, "machine": machine(),
+        "import_ms": import_ms(),
         "live": live, "offline": run_offline(args), "offline_seconds": args.offline_seconds,
+        "load_after": os.getloadavg(),
     }
     json_path = out / "benchmarks-results.json" if args.quick or args.out else ROOT / "benchmarks" / "results.json"
     json_path.write_text(json.dumps(results, indent=1))

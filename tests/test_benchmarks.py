@@ -86,6 +86,7 @@ def test_one_live_row_and_the_report(tmp_path: Path) -> None:
     offline = run_offline(args)
     assert offline[0]["encoder"] == "wav" and offline[0]["dsp_off"] > 1
     results = {"command": "test", "date": "today", "runs": 1, "seconds": 1.5, "import_ms": 1.0,
+               "load_before": (1.0, 1.0, 1.0), "load_after": (1.0, 1.0, 1.0),
                "machine": {k: "x" for k in ("cpu", "memory", "os", "python", "pulseaudio", "ffmpeg", "sox",
                                             "arecord")},
                "live": rows, "offline": offline, "offline_seconds": 1}
