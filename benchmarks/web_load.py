@@ -82,7 +82,8 @@ def serve(directory: str, port: int) -> None:
     from micrec.web import Limits, create_app
 
     app = create_app(directory, limits=Limits(max_takes=10_000))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 20)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 20,
+                ws_per_message_deflate=False)  # PCM does not compress; deflate only costs CPU
 
 
 class Server:

@@ -49,7 +49,8 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", ws_max_size=1 << 20, lifespan="off")
+        config = uvicorn.Config(self.app, log_level="warning", ws_max_size=1 << 20, lifespan="off",
+                                ws_per_message_deflate=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()

@@ -53,7 +53,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"micrec: recorder page at http://{_display_host(args.host)}:{args.port}/ "
           f"(takes go to {os.path.abspath(args.dir)})", file=sys.stderr)
     uvicorn.run("micrec.web.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", ws_max_size=1 << 20)
+                workers=args.workers, log_level="info", ws_max_size=1 << 20,
+                ws_per_message_deflate=False)  # PCM barely compresses: deflate would only cost CPU
     return 0
 
 
