@@ -114,10 +114,10 @@ class AudioRecorder(_ClientPlaceholder):
     transitions happened), so they may change controls and call ``page.update()``; the page
     is updated after a handler that did not, as Flet does after its own events.
 
-    The recorder needs no page. It is not a Flet service: do not add it to ``page.services``
-    (Flet 1.0 registers services by itself, so 1.0 code has no such line); if an app does,
-    or appends it to ``page.overlay`` as 0.27 code does, the client is sent an invisible
-    placeholder and nothing changes.
+    The recorder needs no page and is not a Flet service (Flet 1.0 code has no line adding
+    it). Code that appends it to ``page.services`` anyway changes nothing (flet 1.0 does not
+    send that list); appended to ``page.overlay``, as 0.27 code does, it is sent to the client
+    as an invisible placeholder, which the client skips.
     """
 
     def __new__(cls, **kwargs: Any) -> AudioRecorder:
