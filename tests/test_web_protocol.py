@@ -17,14 +17,14 @@ import pytest
 
 from test_web_helpers import WAIT, Client, LiveServer, live_server
 
-from audio import dominant_frequency, ffmpeg_decode, ffprobe, have_ffmpeg, peak_dbfs, tone
+from audio import dominant_frequency, ffmpeg_decode, ffprobe, have_ffmpeg, noise, peak_dbfs, rms_dbfs, tone
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("websockets")
 pytestmark = pytest.mark.skipif(not have_ffmpeg(), reason="needs the ffmpeg and ffprobe binaries")
 
-from micrec import DeviceLostError, MicrecError  # noqa: E402
+from micrec import DeviceLostError  # noqa: E402
 from micrec.web import Limits  # noqa: E402
 from micrec.web.errors import LimitExceededError, ProtocolViolationError  # noqa: E402
 
@@ -115,29 +115,28 @@ def test_paused_audio_is_left_out(server: LiveServer) -> None:
     assert spectrum[np.abs(freqs - 3000) < 20].max() < spectrum.max() / 1000
 
 
-def test_dsp_flags_reach_the_recorder(server: LiveServer, tmp_path: Path) -> None:
-    """The web take accepts exactly what a local AudioRecorder with the same flags accepts."""
+def test_dsp_flags_process_the_take_as_a_local_recorder_does(server: LiveServer, tmp_path: Path) -> None:
+    """suppress_noise + auto_gain: the web take equals a local AudioRecorder's with the same flags."""
+    pytest.importorskip("pywebrtc_audio")
     from micrec import AudioRecorder
     from micrec.backends import TestBackend
 
-    local = AudioRecorder(sample_rate=RATE, channels_num=1, suppress_noise=True,
-                          backend=TestBackend(tone(440, 1.0, RATE), rate=RATE, realtime=False))
-    try:
-        local.start_recording(tmp_path / "local.wav")
-        local_error = None
-        local.stop_recording()
-    except MicrecError as exc:
-        local_error = str(exc)
+    signal = (tone(440, 1.5, RATE, amplitude=0.1) + noise(1.5, RATE, amplitude=3000)).astype(np.int16)
+    local = AudioRecorder(sample_rate=RATE, channels_num=1, suppress_noise=True, auto_gain=True,
+                          backend=TestBackend(signal, rate=RATE, realtime=False, after_end="stop"))
+    local.start_recording(tmp_path / "local.wav")
+    assert local.backend.wait_done(WAIT)  # type: ignore[union-attr]
+    local.stop_recording()
     client = Client(server)
-    answer = client.start(RATE, 1, sample_rate=RATE, suppress_noise=True)
-    if local_error is None:
-        assert answer["type"] == "started"
-        client.send_audio(tone(440, 1.0, RATE), RATE)
-        assert client.stop().summary["error"] is None
-    else:
-        ended = client.finish()
-        assert (answer["type"], answer["message"]) == ("error", local_error)
-        assert ended.code == 1008 and "suppress_noise" in ended.reason
+    started = client.start(RATE, 1, sample_rate=RATE, suppress_noise=True, auto_gain=True, cancel_echo=True)
+    assert started["server_dsp"] == ["auto_gain", "suppress_noise"]  # echo: the browser's job
+    client.send_audio(signal, RATE)
+    web = ffmpeg_decode(take_path(server, client.stop())).ravel()
+    reference = ffmpeg_decode(tmp_path / "local.wav").ravel()
+    assert len(web) == len(reference) == len(signal)
+    assert np.array_equal(web, reference)
+    change = rms_dbfs(web[-RATE // 2:].astype(np.int32) - signal[-RATE // 2:])
+    assert change > -30, f"the flags changed nothing ({change:.1f} dBFS)"
 
 
 # -- refusals before a take -----------------------------------------------------------------

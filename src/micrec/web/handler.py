@@ -125,8 +125,10 @@ class TakeConnection:
                                              f"{[e.value for e in AudioEncoder]}")
             return None
         backend = SocketBackend(request.rate, request.channels, self._limits)
-        recorder = AudioRecorder(**{**settings, "audio_encoder": codec}, backend=backend,
-                                 on_state_changed=self._forwarder())
+        # Echo cancellation needs what the speakers play; only the browser knows that, so it is
+        # the browser's (getUserMedia's echoCancellation). Noise suppression and AGC run here too.
+        recorder = AudioRecorder(**{**settings, "audio_encoder": codec, "cancel_echo": False},
+                                 backend=backend, on_state_changed=self._forwarder())
         path = self._new_path(codec)
         try:
             await asyncio.to_thread(recorder.start_recording, path)
@@ -281,5 +283,6 @@ def _started(path: Path, codec: AudioEncoder, recorder: AudioRecorder) -> Messag
     cls = encoders.encoder_class(codec)
     rate = recorder.sample_rate if cls is None else cls.admitted_rate(int(recorder.sample_rate))
     channels = recorder.channels_num if cls is None else cls.admitted_channels(int(recorder.channels_num))
+    server_dsp = [flag for flag in ("auto_gain", "suppress_noise") if getattr(recorder, flag)]
     return {"type": "started", "take": path.name, "audio_encoder": codec.value, "sample_rate": rate,
-            "channels_num": channels, "state": AudioRecorderState.RECORDING.value}
+            "channels_num": channels, "server_dsp": server_dsp, "state": AudioRecorderState.RECORDING.value}
