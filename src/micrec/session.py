@@ -304,6 +304,9 @@ class Session:
         self._recent_peaks.append(peak)
         if peak > self._max_peak:
             self._max_peak = peak
+        self._write(block)
+
+    def _write(self, block: Block) -> None:
         self._encoder.write(block)
         for listener in self.block_listeners:
             try:
@@ -322,7 +325,7 @@ class Session:
 
                 tail = held if tail is None or not len(tail) else np.concatenate([tail, held])
         if tail is not None and len(tail):
-            self._encoder.write(tail)
+            self._write(tail)
 
     def _run_command(self, command: _Command) -> None:
         try:
