@@ -260,10 +260,11 @@ def test_disk_full_ends_the_take_with_an_output_error(tmp_path: Path) -> None:
     assert "No space" in str(error)
 
 
-def test_on_audio_and_iter_blocks_see_what_the_file_holds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rate", [RATE, 44100])  # 44100: resampled, with a tail held at stop
+def test_on_audio_sees_what_the_file_holds(tmp_path: Path, rate: int) -> None:
     signal = noise(1.0, RATE, seed=9)
     got: list[np.ndarray] = []
-    rec = AudioRecorder(sample_rate=RATE, channels_num=1, on_audio=lambda b: got.append(b.copy()),
+    rec = AudioRecorder(sample_rate=rate, channels_num=1, on_audio=lambda b: got.append(b.copy()),
                         backend=fast_backend(signal))
     path = record_all(rec, tmp_path / "st.wav")
     data, _ = sf.read(path, dtype="int16", always_2d=True)
