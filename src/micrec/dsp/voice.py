@@ -46,6 +46,10 @@ NS_LEVELS = (3, 0)
 #: Longest the microphone waits for the echo reference before the canceller is fed silence
 #: in its place (a stalled or late monitor stream must not stall the recording).
 MAX_REFERENCE_WAIT_MS = 200
+#: Reference audio held beyond this has nothing left to pair with: the microphone was paused
+#: (its blocks are dropped, the output's are not) or the worker fell far behind. It is
+#: dropped, so that the canceller works on the echo of what plays now, not of what played then.
+MAX_REFERENCE_BACKLOG_MS = 500
 
 
 def native_rate(rate: int) -> int:
@@ -92,6 +96,7 @@ class VoiceProcessor:
         self.reference = reference
         self.frame = native // 100
         self._max_wait = native * MAX_REFERENCE_WAIT_MS // 1000
+        self._max_backlog = native * MAX_REFERENCE_BACKLOG_MS // 1000
         self._canceller = None if reference is None else webrtc.EchoCanceller(native, channels)
         self._filters: list[Any] = []
         if suppress_noise:
@@ -148,9 +153,12 @@ class VoiceProcessor:
         if not len(near):
             return near
         samples = near.reshape(-1)
-        if self._canceller is not None and self.reference is not None:
-            far = self.reference.take(len(near))
+        reference = self.reference
+        if self._canceller is not None and reference is not None:
+            far = reference.take(len(near))
             samples = self._canceller.process(samples, far.reshape(-1))
+            if reference.available > self._max_backlog:
+                reference.discard()
         for component in self._filters:
             samples = component.process(samples)
         return samples.reshape(-1, self.channels)
