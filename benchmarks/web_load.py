@@ -58,6 +58,7 @@ class Step:
     client_lag_s: float  # how far a client fell behind its own real-time send schedule
     server_cpu: float  # CPU seconds per wall second of the server process while streaming
     client_cpu: float  # the same for this (load generator) process
+    load1: float  # the machine's 1-minute load average at the end (others' work shows here)
     note: str = ""
 
 
@@ -201,7 +202,7 @@ def measure(server: Server, encoder: str, clients: int, seconds: float, max_lag:
     if failed:
         note = f"{len(failed)} takes failed, e.g. {failed[0]['error']}"
     return Step(encoder, clients, ok, len(failed), overflows, missing, round(lag, 3), round(client_lag, 3),
-                round(server_cpu, 2), round(client_cpu, 2), note)
+                round(server_cpu, 2), round(client_cpu, 2), round(os.getloadavg()[0], 1), note)
 
 
 def _check_files(directory: Path, results: list[dict[str, Any]], seconds: float) -> str:
