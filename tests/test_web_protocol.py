@@ -251,6 +251,30 @@ def test_dropped_connection_finalizes_the_take(server: LiveServer) -> None:
     _assert_finalized(server, name, 0.7)
 
 
+def test_a_fault_on_the_server_ends_the_take_without_waiting_for_stop(server: LiveServer,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from micrec import OutputError
+    from micrec.encoders.wav import WavEncoder
+
+    real_write, blocks = WavEncoder.write, [0]
+
+    def disk_fills_after_five_blocks(self: WavEncoder, block: np.ndarray) -> None:
+        blocks[0] += 1
+        if blocks[0] > 5:
+            raise OutputError("No space left on device (simulated)", path=self.path)
+        real_write(self, block)
+
+    monkeypatch.setattr(WavEncoder, "write", disk_fills_after_five_blocks)
+    client = _take_then(server, 0.6)
+    ended = client.finish()  # no stop sent: the server ends the take itself
+    assert ended.code == 1011 and "No space left on device" in ended.reason
+    assert ended.of_type("state")[-1]["state"] == "stopped"
+    name = ended.summary["take"]
+    assert isinstance(server.wait_for_stopped(name).error, OutputError)
+    written = 5 * ended.summary["rate"] * 50 // 1000  # five 50 ms blocks reached the disk
+    assert len(ffmpeg_decode(server.directory / name)) == written
+
+
 def test_stereo_frame_of_odd_width_is_malformed(server: LiveServer) -> None:
     client = Client(server)
     client.start(RATE, 2, channels_num=2)

@@ -74,6 +74,7 @@ class TakeConnection:
         self._connected = True
         self._last_audio = time.monotonic()
         self._idle_error: ClientGoneError | None = None
+        self._watchdog_fired = False
         self.recorder: AudioRecorder | None = None
         self.stream: SocketStream | None = None
 
@@ -91,10 +92,10 @@ class TakeConnection:
         try:
             error = await receiver
         except asyncio.CancelledError:
-            if self._idle_error is None:  # the server is shutting down: still keep the take
+            if not self._watchdog_fired:  # the server is shutting down: still keep the take
                 self._abandon(sender)
                 raise
-            error = self._idle_error
+            error = self._idle_error  # None when the session ended by itself: _finish asks it why
         await self._finish(path, error, sender)
 
     # -- start ------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class TakeConnection:
         stream, receive = self.stream, self.ws.receive
         while True:
             # No per-message timeout (a task per frame would cost more than the frame): the send
-            # loop watches for silence instead (_check_idle).
+            # loop watches for silence instead (_watch).
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 self._connected = False
@@ -198,7 +199,7 @@ class TakeConnection:
             try:
                 message = await asyncio.wait_for(self._outbox.get(), LEVEL_INTERVAL)
             except TimeoutError:
-                self._check_idle(receiver)
+                self._watch(receiver)
                 message = self._level()
                 if message is None:
                     continue
@@ -206,13 +207,18 @@ class TakeConnection:
                 return
             await self._send(message)
 
-    def _check_idle(self, receiver: asyncio.Task[BaseException | None]) -> None:
-        stream, idle = self.stream, self._limits.idle_seconds
-        if stream is None or stream.paused or receiver.done() or self._idle_error is not None:
+    def _watch(self, receiver: asyncio.Task[BaseException | None]) -> None:
+        """End the take when the client went silent or the session ended by a fault of its own."""
+        stream, recorder, idle = self.stream, self.recorder, self._limits.idle_seconds
+        if stream is None or recorder is None or receiver.done() or self._watchdog_fired:
             return
-        if time.monotonic() - self._last_audio > idle:
+        if not recorder.is_recording():  # encoder or disk fault: tell the client now, not at stop
+            self._watchdog_fired = True
+        elif not stream.paused and time.monotonic() - self._last_audio > idle:
             self._idle_error = ClientGoneError(f"no audio from the browser for {idle:g} s", value=idle,
                                                name="idle_seconds")
+            self._watchdog_fired = True
+        if self._watchdog_fired:
             receiver.cancel()
 
     def _level(self) -> Message | None:
