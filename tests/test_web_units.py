@@ -164,3 +164,11 @@ def _spec() -> Any:
     from micrec.backends import StreamSpec
 
     return StreamSpec(None, 48000, 1, 960)
+
+
+def test_micrec_serve_refuses_an_unusable_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from micrec.cli import main
+
+    (tmp_path / "file").write_text("x")
+    assert main(["serve", "--dir", str(tmp_path / "file" / "takes")]) == 1
+    assert "cannot use" in capsys.readouterr().err

@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
                                        "files in --dir, named by the server.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="interface to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     serve.add_argument("--dir", default="recordings", help="where takes are written (default ./recordings)")
     serve.add_argument("--encoder", "-e", choices=[e.value for e in AudioEncoder], default="wav",
                        help="the page's default format (default wav)")
@@ -44,8 +44,11 @@ def register(sub: Any) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .takes import TakeStore
+
     uvicorn = require("uvicorn", extra="web")
     require("starlette", extra="web")
+    TakeStore(args.dir)  # an unusable --dir fails here, with a message, not in every worker
     os.environ.update(_environment(args))
     if args.host in _WILDCARD_BINDS and not args.allow_host:
         print("micrec: serving on all interfaces, but only to the host names 127.0.0.1/localhost; "
