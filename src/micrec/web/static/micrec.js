@@ -58,6 +58,9 @@ export class MicrecRecorder extends EventTarget {
   /** Stop and wait for the server's summary ({take, duration_ms, error, ...}). */
   stop() {
     this._sending = false;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
+      return Promise.resolve(this.summary || { take: this.take, error: "not recording" });
+    }
     const done = new Promise((resolve) => { this._onSummary = resolve; });
     this._command("stop");
     return done;

@@ -70,6 +70,7 @@ function showState(state, error) {
   $("resume").disabled = !paused;
   $("stop").disabled = !busy;
   if (error) $("message").textContent = error;
+  if (paused) showLevel({ current: -160, max: null });  // nothing is captured while paused
 }
 
 function showLevel(level) {
