@@ -70,6 +70,33 @@ def test_take_is_resampled_and_remixed_into_the_configured_format(server: LiveSe
     assert server.wait_for_stopped(path.name).error is None
 
 
+CODEC_NAMES = {"aacLc": "aac", "aacHe": "aac", "aacEld": "aac", "amrNb": "amr_nb", "amrWb": "amr_wb",
+               "opus": "opus", "flac": "flac", "wav": "pcm_s16le", "pcm16bits": None}
+
+
+@pytest.mark.parametrize("codec", list(CODEC_NAMES))
+def test_every_encoder_records_a_browser_stream(server: LiveServer, codec: str) -> None:
+    from micrec import AudioEncoder
+    from micrec.encoders import unavailable_reason
+
+    reason = unavailable_reason(AudioEncoder(codec))
+    if reason is not None:
+        pytest.skip(reason)
+    client = Client(server)
+    started = client.start(44100, 1, audio_encoder=codec, sample_rate=48000, channels_num=1)
+    client.send_audio(tone(1000, 1.0, 44100), 44100)
+    path = take_path(server, client.stop())
+    rate = started["sample_rate"]  # the encoder's nearest admitted rate (AMR: 8 or 16 kHz)
+    if CODEC_NAMES[codec] is None:  # raw PCM: no header to probe
+        audio = ffmpeg_decode(path, input_format=["-f", "s16le", "-ar", str(rate), "-ac", "1"])
+    else:
+        probe = ffprobe(path)
+        assert (probe.codec, probe.rate) == (CODEC_NAMES[codec], rate)
+        audio = ffmpeg_decode(path)
+    assert len(audio) / rate == pytest.approx(1.0, abs=0.12)  # lossy codecs pad to whole frames
+    assert dominant_frequency(audio, rate) == pytest.approx(1000, abs=5)
+
+
 def test_wav_at_the_client_rate_is_bit_exact(server: LiveServer) -> None:
     client = Client(server)
     client.start(RATE, 1, audio_encoder="wav", sample_rate=RATE, channels_num=1)
