@@ -448,3 +448,58 @@ def test_a_container_the_encoder_cannot_use_is_refused(vmic: VirtualMicrophone, 
     with pytest.raises(InvalidConfigError, match=r"\.aac"):
         rec.start_recording(tmp_path / "take.aac")
     assert not (tmp_path / "take.aac").exists()
+
+
+# -- faults -----------------------------------------------------------------------------------
+FAULTED = [("aacLc", "m4a"), ("aacHe", "aac"), ("aacEld", "m4a"), ("opus", "webm"), ("amrNb", "3gp"),
+           ("amrWb", "amr")]
+
+
+@pytest.mark.parametrize(("encoder", "ext"), FAULTED)
+def test_a_device_fault_finalizes_what_was_captured(tmp_path: Path, encoder: str, ext: str) -> None:
+    from micrec.backends import TestBackend
+
+    events: list[Any] = []
+    backend = TestBackend(feed_signal(3.0), rate=FEED_RATE, realtime=False, fail_after=1.5)
+    rec = AudioRecorder(audio_encoder=encoder, backend=backend, on_state_changed=events.append)
+    path = tmp_path / f"take.{ext}"
+    rec.start_recording(path)
+    deadline = time.monotonic() + TIMEOUT
+    while rec.is_recording():
+        assert time.monotonic() < deadline, "the fault did not end the session"
+        time.sleep(0.02)
+    rec.wait_for_events(TIMEOUT)
+    assert events[-1].state.value == "stopped" and events[-1].error is not None
+    rate = EXPECTED[encoder][2]
+    decoded = ffmpeg_decode(path)
+    assert abs(len(decoded) / rate - 1.5) < 0.2, f"{len(decoded) / rate:.2f} s decoded of 1.5 s captured"
+    assert abs(dominant_frequency(decoded[int(0.2 * rate):], rate) - TONE_HZ) < 15
+
+
+DISK_FULL_CHILD = textwrap.dedent("""
+    import resource, signal, sys, time
+    import numpy as np
+    from micrec import AudioRecorder
+    from micrec.backends import TestBackend
+    encoder, path, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    t = np.arange(48000 * 30) / 48000
+    tone = (0.4 * 32767 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, write() fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    rec = AudioRecorder(audio_encoder=encoder, backend=TestBackend(tone, rate=48000, realtime=False,
+                                                                  after_end="stop"))
+    rec.start_recording(path)
+    while rec.is_recording():
+        time.sleep(0.01)
+    print(type(rec.last_error).__name__, isinstance(rec.last_error, OSError))
+""")
+
+
+@pytest.mark.parametrize(("encoder", "ext"), [("aacLc", "m4a"), ("opus", "ogg")])
+def test_a_full_disk_ends_the_take_with_a_readable_file(tmp_path: Path, encoder: str, ext: str) -> None:
+    path = tmp_path / f"take.{ext}"
+    out = subprocess.run([sys.executable, "-c", DISK_FULL_CHILD, encoder, str(path), "60000"],
+                         capture_output=True, text=True, timeout=TIMEOUT, check=True).stdout
+    assert out.split() == ["OutputError", "True"]
+    decoded = ffmpeg_decode(path)
+    assert len(decoded) / EXPECTED[encoder][2] > 1.0  # 60 kB hold more than 3 s at 128 kbit/s

@@ -158,8 +158,10 @@ class AvEncoder(Encoder):
         return self.frames_written
 
     def _finalize(self) -> None:
-        self.flush()
-        self._close_container()
+        try:
+            self.flush()
+        finally:  # a full disk must not keep the file open
+            self._close_container()
 
     # -- internals ---------------------------------------------------------------------------
     def _open(self, path: os.PathLike[str]) -> None:
