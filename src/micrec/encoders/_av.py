@@ -24,7 +24,7 @@ import os
 from abc import abstractmethod
 from collections.abc import Iterable
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from .._lazy import require
 from ..errors import EncoderError, MicrecError
@@ -306,12 +306,23 @@ class AvCodecEncoder(AvEncoder):
         return int(self._stream.codec_context.frame_size)
 
 
-class UnitEncoder(AvEncoder):
+class Codec(Protocol):
+    """What :class:`UnitEncoder` needs of a codec state besides its own encoding calls."""
+
+    def close(self) -> None: ...
+
+
+CodecT = TypeVar("CodecT", bound=Codec)
+
+
+class UnitEncoder(AvEncoder, Generic[CodecT]):
     """An encoder whose codec lives outside PyAV: it yields raw units that PyAV only muxes."""
 
+    _codec: CodecT | None = None
+
     @abstractmethod
-    def _new_codec(self) -> None:
-        """Start a fresh codec state (the old one, if any, is closed)."""
+    def _open_codec(self) -> CodecT:
+        """A fresh codec state (a seek starts one; the old one is closed first)."""
 
     @abstractmethod
     def _stream_template(self) -> tuple[Any, Any]:
@@ -330,8 +341,14 @@ class UnitEncoder(AvEncoder):
     #: The codec's AudioSpecificConfig or similar, for the container; None where none.
     _extradata: bytes | None = None
 
+    @property
+    def _state(self) -> CodecT:
+        assert self._codec is not None, "the codec is open while the file is"
+        return self._codec
+
     def _add_stream(self, container: Any) -> Any:
-        self._new_codec()
+        self._close_codec()
+        self._codec = self._open_codec()
         template, owner = self._stream_template()
         try:
             stream = container.add_stream_from_template(template, opaque=True)
@@ -347,6 +364,17 @@ class UnitEncoder(AvEncoder):
 
     def _drain(self) -> Iterable[Any]:
         return self._packets_for(self._drain_units())
+
+    def _finalize(self) -> None:
+        try:
+            super()._finalize()
+        finally:
+            self._close_codec()
+
+    def _close_codec(self) -> None:
+        codec, self._codec = self._codec, None
+        if codec is not None:
+            codec.close()
 
     def _packets_for(self, units: list[bytes]) -> list[Any]:
         packet_type = av_module().Packet

@@ -22,26 +22,23 @@ if TYPE_CHECKING:
 _STORAGE_MAGIC = b"#!AMR-WB\n"
 
 
-class AmrWbEncoder(UnitEncoder):
+class AmrWbEncoder(UnitEncoder[AmrWbCodec]):
     codec: ClassVar[AudioEncoder] = AudioEncoder.AMRWB
     extensions: ClassVar[tuple[str, ...]] = (".amr", ".awb", ".3gp")
     muxers: ClassVar[dict[str, str]] = {".amr": "amr", ".awb": "amr", ".3gp": "3gp"}
     rates: ClassVar[tuple[int, ...]] = (16000,)
     channel_counts: ClassVar[tuple[int, ...]] = (1,)
     seek_granularity: ClassVar[str] = "20 ms AMR-WB frame"
-    _codec: AmrWbCodec | None = None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return amrwb_unavailable_reason() or av_unavailable_reason()
 
-    def _new_codec(self) -> None:
+    def _open_codec(self) -> AmrWbCodec:
         import numpy as np
 
-        if self._codec is not None:
-            self._codec.close()
-        self._codec = AmrWbCodec(highest_mode(self.bit_rate, MODES))
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending = np.zeros(0, dtype=np.int16)  # samples short of a whole frame
+        return AmrWbCodec(highest_mode(self.bit_rate, MODES))
 
     def _stream_template(self) -> tuple[Any, Any]:
         # A one-frame AMR-WB file in memory: the demuxer fills in the codec parameters.
@@ -58,12 +55,11 @@ class AmrWbEncoder(UnitEncoder):
     def _encode_units(self, block: Block) -> list[bytes]:
         import numpy as np
 
-        assert self._codec is not None
         samples = block.reshape(-1)
         if len(self._pending):
             samples = np.concatenate([self._pending, samples])
         whole = len(samples) - len(samples) % FRAME_SAMPLES
-        encode = self._codec.encode_frame
+        encode = self._state.encode_frame
         units = [encode(samples[i:i + FRAME_SAMPLES]) for i in range(0, whole, FRAME_SAMPLES)]
         self._pending = samples[whole:].copy()
         return units
@@ -71,23 +67,14 @@ class AmrWbEncoder(UnitEncoder):
     def _drain_units(self) -> list[bytes]:
         import numpy as np
 
-        assert self._codec is not None
         if not len(self._pending):
             return []
         # The last partial frame is padded with silence rather than lost.
         last = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         last[: len(self._pending)] = self._pending
         self._pending = last[:0]
-        return [self._codec.encode_frame(last)]
+        return [self._state.encode_frame(last)]
 
     @property
     def _frame_size(self) -> int:
         return FRAME_SAMPLES
-
-    def _finalize(self) -> None:
-        try:
-            super()._finalize()
-        finally:
-            if self._codec is not None:
-                self._codec.close()
-                self._codec = None

@@ -28,23 +28,21 @@ if TYPE_CHECKING:
     from .base import Block
 
 
-class _FdkEncoder(UnitEncoder):
+class _FdkEncoder(UnitEncoder[FdkAacEncoder]):
     """An FDK AAC encoder for one audio object type (:attr:`aot`)."""
 
     aot: ClassVar[int]
-    _codec: FdkAacEncoder | None = None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return fdk_unavailable_reason() or av_unavailable_reason()
 
-    def _new_codec(self) -> None:
-        if self._codec is not None:
-            self._codec.close()
+    def _open_codec(self) -> FdkAacEncoder:
         signaling = SIGNALING_IMPLICIT if self._muxer == "adts" else SIGNALING_EXPLICIT
-        self._codec = FdkAacEncoder(self.aot, self.rate, self.channels, self.bit_rate, signaling)
-        self._codec_delay = self._codec.delay
-        self._extradata = self._codec.config
+        codec = FdkAacEncoder(self.aot, self.rate, self.channels, self.bit_rate, signaling)
+        self._codec_delay = codec.delay
+        self._extradata = codec.config
+        return codec
 
     def _stream_template(self) -> tuple[Any, Any]:
         # An AAC stream that is never opened: it only lends its codec parameters.
@@ -53,25 +51,14 @@ class _FdkEncoder(UnitEncoder):
         return owner.add_stream("aac", rate=self.rate, layout=layout), owner
 
     def _encode_units(self, block: Block) -> list[bytes]:
-        assert self._codec is not None
-        return self._codec.encode(block)
+        return self._state.encode(block)
 
     def _drain_units(self) -> list[bytes]:
-        assert self._codec is not None
-        return self._codec.drain()
+        return self._state.drain()
 
     @property
     def _frame_size(self) -> int:
-        assert self._codec is not None
-        return self._codec.frame_length
-
-    def _finalize(self) -> None:
-        try:
-            super()._finalize()
-        finally:
-            if self._codec is not None:
-                self._codec.close()
-                self._codec = None
+        return self._state.frame_length
 
 
 class AacHeEncoder(_FdkEncoder):
