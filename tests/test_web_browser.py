@@ -191,6 +191,17 @@ def test_dsp_checkboxes_become_getusermedia_constraints(page: Any) -> None:
     assert summary["error"] is None  # the server ran noise suppression and AGC on the take
 
 
+def test_the_page_shows_why_the_server_refused(page: Any, server: LiveServer) -> None:
+    before = {p.name for p in server.directory.iterdir()}
+    page.evaluate("window.micrecPage.recorderOptions = { token: 'forged.1.token' }")
+    page.click("#record")
+    wait_for(page, "document.getElementById('message').textContent !== ''")
+    assert "invalid session token: reload the page" in page.text_content("#message")  # type: ignore[operator]
+    wait_state(page, "stopped")
+    assert page.is_enabled("#record") and not page.is_enabled("#stop")
+    assert {p.name for p in server.directory.iterdir()} == before
+
+
 def _screenshot(page: Any, tmp_path: Path, name: str) -> Path:
     """Save a screenshot (also to $MICREC_WEB_SCREENSHOTS, for a person to look at)."""
     shot = tmp_path / name

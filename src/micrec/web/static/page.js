@@ -4,8 +4,10 @@ import { MicrecRecorder } from "./micrec.js";
 const config = JSON.parse(document.getElementById("micrec-config").textContent);
 const $ = (id) => document.getElementById(id);
 const FLOOR_DB = -60;
-const page = { recorder: null, last: null, levels: 0 };
-window.micrecPage = page;  // for scripts and tests: the recorder and the last take's summary
+const page = { recorder: null, last: null, levels: 0, recorderOptions: {} };
+// For scripts and tests: the recorder, the last take's summary, and options that override the
+// page's own for the next take.
+window.micrecPage = page;
 
 function setup() {
   const d = config.defaults;
@@ -34,6 +36,7 @@ async function record() {
     sample_rate: Number($("sample-rate").value), channels_num: Number($("channels").value),
     bit_rate: config.defaults.bit_rate, cancel_echo: $("cancel-echo").checked,
     suppress_noise: $("suppress-noise").checked, auto_gain: $("auto-gain").checked,
+    ...page.recorderOptions,
   });
   page.recorder = rec;
   rec.addEventListener("state", (e) => showState(e.detail.state, e.detail.error));
