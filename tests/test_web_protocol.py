@@ -381,3 +381,27 @@ def test_takes_are_listed_and_served_only_by_name_and_token(server: LiveServer) 
     for bad in ("secret.txt", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", f"..%2F{server.directory.name}%2F{name}"):
         response = httpx.get(f"{server.origin}/takes/{bad}", params={"token": token}, timeout=WAIT)
         assert response.status_code == 404, bad
+
+
+def test_workers_sharing_the_secret_accept_each_others_tokens(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `micrec serve --workers N` relies on: apps built by app_from_env with one secret."""
+    from micrec.web.app import app_from_env
+
+    monkeypatch.setenv("MICREC_WEB_DIR", str(tmp_path))
+    monkeypatch.setenv("MICREC_WEB_SECRET", "ab" * 32)
+    first, second = LiveServer(app_from_env(), tmp_path).start(), LiveServer(app_from_env(), tmp_path).start()
+    try:
+        client = Client(second, token=first.token())
+        client.start(RATE, 1)
+        client.send_audio(tone(440, 0.3, RATE), RATE)
+        assert client.stop().summary["error"] is None
+        monkeypatch.setenv("MICREC_WEB_SECRET", "cd" * 32)
+        other = LiveServer(app_from_env(), tmp_path).start()
+        try:
+            assert "invalid session token" in Client(other, token=first.token()).finish().reason
+        finally:
+            other.stop()
+    finally:
+        first.stop()
+        second.stop()
