@@ -67,11 +67,11 @@ class LiveServer:
         if self._thread is not None:
             self._thread.join(WAIT)
 
-    def token(self) -> str:
+    def token(self, page_path: str = "/") -> str:
         """A session token, as a page load gets it."""
         import httpx
 
-        page = httpx.get(self.origin + "/", timeout=WAIT).text
+        page = httpx.get(self.origin + page_path, timeout=WAIT).text
         blob = re.search(r'id="micrec-config">(.*?)</script>', page, re.S)
         assert blob is not None, "the page carries no config"
         return str(json.loads(blob.group(1))["token"])

@@ -405,3 +405,26 @@ def test_workers_sharing_the_secret_accept_each_others_tokens(tmp_path: Path,
     finally:
         first.stop()
         second.stop()
+
+
+def test_the_app_works_mounted_under_a_prefix(tmp_path: Path) -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from micrec.web import create_app
+
+    parent = Starlette(routes=[Mount("/rec", app=create_app(tmp_path))])
+    server = LiveServer(parent, tmp_path).start()
+    try:
+        page = httpx.get(server.origin + "/rec/", timeout=WAIT).text
+        assert '<base href="/rec/">' in page
+        script = httpx.get(server.origin + "/rec/static/micrec.js", timeout=WAIT)
+        assert script.status_code == 200
+        client = Client(server, token=server.token("/rec/"), url=f"ws://127.0.0.1:{server.port}/rec/ws")
+        client.start(RATE, 1)
+        client.send_audio(tone(440, 0.3, RATE), RATE)
+        name = client.stop().summary["take"]
+        assert (tmp_path / name).is_file()
+    finally:
+        server.stop()

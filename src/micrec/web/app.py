@@ -11,6 +11,7 @@ Routes
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from collections.abc import Callable
@@ -38,8 +39,9 @@ STATIC = Path(__file__).with_name("static")
 #: Environment variables :func:`app_from_env` reads (``MICREC_WEB_DIR`` etc.).
 ENV_PREFIX = "MICREC_WEB_"
 _CONFIG_SLOT = "__MICREC_CONFIG__"
+_BASE_SLOT = "__MICREC_BASE__"
 _CSP = ("default-src 'self'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+        "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
 StateHandler = Callable[[AudioRecorderStateChangeEvent], Any]
 DEFAULT_SETTINGS: dict[str, Any] = {"audio_encoder": "wav", "sample_rate": 48000, "channels_num": 1,
                                     "bit_rate": 128000, "auto_gain": False, "suppress_noise": False,
@@ -151,7 +153,9 @@ class _Server:
                        "encoders": _encoder_support(), "limits": {"max_take_seconds":
                                                                   self.config.limits.max_take_seconds}}
         blob = json.dumps(page_config).replace("<", "\\u003c")
-        return HTMLResponse(self._page.replace(_CONFIG_SLOT, blob),
+        # The page's URLs are relative to its base, so the app works mounted under a prefix.
+        base = html.escape(request.scope.get("root_path", "").rstrip("/") + "/")
+        return HTMLResponse(self._page.replace(_CONFIG_SLOT, blob).replace(_BASE_SLOT, base),
                             headers={"Cache-Control": "no-store", "Content-Security-Policy": _CSP,
                                      "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 

@@ -1,6 +1,6 @@
 // micrec.js: record the browser's microphone into a file on a micrec.web server.
 //
-//   import { MicrecRecorder } from "/static/micrec.js";
+//   import { MicrecRecorder } from "./static/micrec.js";
 //   const rec = new MicrecRecorder({ token, audio_encoder: "flac", sample_rate: 48000 });
 //   rec.addEventListener("state", (e) => console.log(e.detail.state));
 //   rec.addEventListener("level", (e) => console.log(e.detail.current));
@@ -16,7 +16,7 @@ export class MicrecRecorder extends EventTarget {
   constructor(options) {
     super();
     this.options = {
-      url: new URL("/ws", location.href).href.replace(/^http/, "ws"),
+      url: new URL("ws", document.baseURI).href.replace(/^http/, "ws"),  // works under a mount prefix
       audio_encoder: "wav", sample_rate: 48000, channels_num: 1, bit_rate: 128000,
       auto_gain: false, suppress_noise: false, cancel_echo: false, ...options,
     };

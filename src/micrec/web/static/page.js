@@ -95,13 +95,13 @@ function clock(ms) {
 
 async function refreshTakes() {
   const token = encodeURIComponent(config.token);
-  const response = await fetch(`/api/takes?token=${token}`);
+  const response = await fetch(`api/takes?token=${token}`);  // relative: the app may be mounted
   if (!response.ok) return;
   const takes = await response.json();
   const list = $("takes");
   list.replaceChildren(...takes.map((take) => {
     const li = document.createElement("li");
-    const url = `/takes/${encodeURIComponent(take.name)}?token=${token}`;
+    const url = `takes/${encodeURIComponent(take.name)}?token=${token}`;
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = `${take.name} · ${(take.size / 1024).toFixed(0)} KiB`;
