@@ -94,6 +94,8 @@ class EchoReference:
         stream, self._stream = self._stream, None
         if stream is not None:
             stream.close()
+        log.debug("micrec: echo reference closed: %d underruns, %d frames dropped", self.underruns,
+                  self.dropped_frames)
         with self._lock:
             self._blocks.clear()
             self._frames = self._offset = 0
@@ -126,6 +128,7 @@ class EchoReference:
 
     def discard(self) -> None:
         """Drop what is held (the microphone was paused: this audio has no echo to match)."""
+        log.debug("micrec: echo reference: %d frames dropped", self._frames)
         with self._lock:
             self.dropped_frames += self._frames
             self._blocks.clear()

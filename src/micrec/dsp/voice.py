@@ -44,12 +44,14 @@ NATIVE_RATES = (16000, 32000, 48000)
 #: the voice alone (docs/dsp.md has the measurements).
 NS_LEVELS = (3, 0)
 #: Longest the microphone waits for the echo reference before the canceller is fed silence
-#: in its place (a stalled or late monitor stream must not stall the recording).
-MAX_REFERENCE_WAIT_MS = 200
+#: in its place (a stalled or late monitor stream must not stall the recording). Feeding
+#: silence shifts the pairing so that the reference runs ahead of the microphone by at most
+#: this much: together with the echo path's own delay, within the ~0.5 s AEC3 can find.
+MAX_REFERENCE_WAIT_MS = 100
 #: Reference audio held beyond this has nothing left to pair with: the microphone was paused
-#: (its blocks are dropped, the output's are not) or the worker fell far behind. It is
-#: dropped, so that the canceller works on the echo of what plays now, not of what played then.
-MAX_REFERENCE_BACKLOG_MS = 500
+#: (its blocks are dropped, the output's are not) or its capture thread was held up. It is
+#: dropped, so that the canceller looks back no further than AEC3 can.
+MAX_REFERENCE_BACKLOG_MS = 300
 
 
 def native_rate(rate: int) -> int:
