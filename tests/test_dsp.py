@@ -377,3 +377,41 @@ def play_with_echo(players: Players, far: Signal, near: Signal, tmp_path: Path) 
         probe.stop_recording()
     time.sleep(3.5)  # 2 s to converge, then at least 1 s to measure the echo alone
     players.to_mic(near)
+
+
+@pytest.mark.pulse
+def test_cancel_echo_keeps_cancelling_after_a_pause(
+        vmic: VirtualMicrophone, players: Players, tmp_path: Path, speech: Signal) -> None:
+    # While paused the microphone's blocks are dropped but the output's keep coming: the
+    # canceller must pick up the echo of what plays after the pause, not of what played during it.
+    rate = 16000
+    far = np.concatenate([speech, speech])[: 13 * FEED_RATE]
+    far = 0.5 * far / np.abs(far).max()
+    module = vmic.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=vmic_a_feed",
+                        "latency_msec=60").strip()
+    plain = AudioRecorder(backend="pulse", sample_rate=rate, channels_num=1)
+    processed = AudioRecorder(backend="pulse", sample_rate=rate, channels_num=1, cancel_echo=True)
+    try:
+        plain.start_recording(tmp_path / "plain.wav")
+        processed.start_recording(tmp_path / "processed.wav")
+        players.to_speaker(far)
+        deadline = time.monotonic() + 10
+        while plain.get_amplitude().current < -40:
+            assert time.monotonic() < deadline, "no echo reached the microphone within 10 s"
+            time.sleep(0.02)
+        time.sleep(2.0)
+        processed.pause_recording()
+        time.sleep(2.0)
+        processed.resume_recording()
+        time.sleep(4.5)
+    finally:
+        processed.stop_recording()
+        plain.stop_recording()
+        vmic.pactl("unload-module", module)
+    # Both end at the same moment, 4.5 s after the resume: compare their last 2 s.
+    a, b = (ffmpeg_decode(tmp_path / name)[:, 0].astype(np.float64) / 32768
+            for name in ("plain.wav", "processed.wav"))
+    echo_level = dbfs(a[-2 * rate:])
+    assert echo_level > -35, f"the far end reached the microphone ({echo_level:.1f} dBFS)"
+    erle = echo_level - dbfs(b[-2 * rate:])
+    assert erle >= 20, f"after a pause, cancel_echo took the echo down by only {erle:.1f} dB"
