@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -171,6 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench_report import write_report
 
     args = parse_args(argv)
+    # Started in the background (``cmd &``), a shell hands its children SIGINT ignored, and an
+    # ignored signal stays ignored across exec: the tools would not stop on their Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     out = args.out or (Path(tempfile.mkdtemp(prefix="micrec-bench-")) if args.quick else ROOT / "docs")
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
