@@ -16,6 +16,7 @@ from ._av import AvCodecEncoder
 
 #: Rates FFmpeg's AAC encoder accepts (the MPEG-4 sampling frequency table up to 96 kHz).
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+_MIN_BIT_RATE = 8000
 #: Containers of the AAC encoders: fragmented MP4 (.m4a with the iTunes brand) and ADTS.
 AAC_MUXERS = {".m4a": "ipod", ".mp4": "mp4", ".aac": "adts"}
 
@@ -30,3 +31,7 @@ class AacLcEncoder(AvCodecEncoder):
 
     def _codec_options(self) -> dict[str, str]:
         return {"aac_coder": "fast", "aac_ms": "0"}
+
+    def _codec_bit_rate(self) -> int:
+        # FFmpeg's encoder refuses to open at a few bits/s and clamps high rates itself.
+        return max(_MIN_BIT_RATE, self.bit_rate)
