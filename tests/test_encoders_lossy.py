@@ -503,3 +503,38 @@ def test_a_full_disk_ends_the_take_with_a_readable_file(tmp_path: Path, encoder:
     assert out.split() == ["OutputError", "True"]
     decoded = ffmpeg_decode(path)
     assert len(decoded) / EXPECTED[encoder][2] > 1.0  # 60 kB hold more than 3 s at 128 kbit/s
+
+
+# -- every admitted rate and channel count ------------------------------------------------------
+def _formats() -> list[tuple[str, int, int]]:
+    from micrec import AudioEncoder, encoders
+
+    cases = []
+    for name in EXPECTED:
+        cls = encoders.encoder_class(AudioEncoder(name))
+        assert cls is not None
+        cases += [(name, rate, channels) for rate in cls.rates for channels in cls.channel_counts]
+    return cases
+
+
+@pytest.mark.parametrize(("encoder", "rate", "channels"), _formats())
+def test_every_admitted_format_decodes(tmp_path: Path, encoder: str, rate: int, channels: int) -> None:
+    """Straight through the encoder class (no device): each rate/channels pair gives a file ffmpeg reads."""
+    from micrec import AudioEncoder, encoders
+
+    cls = encoders.encoder_class(AudioEncoder(encoder))
+    assert cls is not None
+    path = tmp_path / f"take{cls.extensions[0]}"
+    enc = cls(path, rate, channels, 64000)
+    samples = np.repeat(tone(700, 0.6, rate, 0.4)[:, None], channels, axis=1)
+    for i in range(0, len(samples), rate // 50):
+        enc.write(samples[i:i + rate // 50])
+    enc.close()
+    probed = probe(path)
+    # Opus decodes at 48 kHz whatever it was recorded at; FFmpeg makes room for parametric
+    # stereo in mono HE-AAC.
+    assert probed.rate == (48000 if encoder == "opus" else rate)
+    assert probed.channels == (2 if encoder == "aacHe" else channels)
+    decoded = ffmpeg_decode(path)
+    assert len(decoded) / probed.rate > 0.55
+    assert abs(dominant_frequency(decoded[len(decoded) // 4:], probed.rate) - 700) < 20

@@ -75,6 +75,7 @@ class AacEldEncoder(_FdkEncoder):
     codec: ClassVar[AudioEncoder] = AudioEncoder.AACELD
     extensions: ClassVar[tuple[str, ...]] = (".m4a", ".mp4")
     muxers: ClassVar[dict[str, str]] = {".m4a": "ipod", ".mp4": "mp4"}
-    rates: ClassVar[tuple[int, ...]] = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+    # FDK also makes ELD at 8..16 kHz, but FFmpeg (5.1 and 8.1) fails to decode those files.
+    rates: ClassVar[tuple[int, ...]] = (22050, 24000, 32000, 44100, 48000)
     seek_granularity: ClassVar[str] = "512-sample AAC-ELD frame"
     aot: ClassVar[int] = AOT_ER_AAC_ELD
