@@ -160,8 +160,8 @@ class Session:
         self._on_end = on_end
         self._stream_closed = False
         self._stream_lock = threading.Lock()
-        window = max(1, math.ceil(_LEVEL_WINDOW_MS / BLOCK_MS))
-        self._recent_peaks: deque[int] = deque([0], maxlen=window)
+        self._peaks = _PeakWindow(self.rate * _LEVEL_WINDOW_MS // 1000)
+        self._current_peak = 0
         self._max_peak = 0
         self._worker = threading.Thread(target=self._run, name="micrec-worker", daemon=True)
 
@@ -212,8 +212,7 @@ class Session:
     # -- control (any thread but the worker) -------------------------------------------------
     def pause(self) -> None:
         self._sink.paused = True
-        self._recent_peaks.clear()
-        self._recent_peaks.append(0)
+        self._current_peak = 0
 
     def resume(self) -> None:
         self._sink.paused = False
@@ -260,7 +259,7 @@ class Session:
 
     def levels(self) -> tuple[float, float]:
         """(current, max) peak levels in dBFS."""
-        return _dbfs(max(self._recent_peaks)), _dbfs(self._max_peak)
+        return _dbfs(self._current_peak), _dbfs(self._max_peak)
 
     @property
     def ended(self) -> bool:
@@ -301,7 +300,7 @@ class Session:
             return
         hi, lo = int(block.max()), int(block.min())
         peak = hi if hi >= -lo else -lo
-        self._recent_peaks.append(peak)
+        self._current_peak = self._peaks.add(peak, len(block))
         if peak > self._max_peak:
             self._max_peak = peak
         self._write(block)
@@ -363,6 +362,23 @@ class Session:
             self._stream.close()
         except Exception as exc:  # noqa: BLE001
             log.warning("micrec: closing the capture stream failed: %s", exc)
+
+
+class _PeakWindow:
+    """The highest peak over the latest blocks that together cover at least ``frames`` frames."""
+
+    def __init__(self, frames: int) -> None:
+        self._frames = max(1, frames)
+        self._blocks: deque[tuple[int, int]] = deque()
+        self._total = 0
+
+    def add(self, peak: int, frames: int) -> int:
+        blocks = self._blocks
+        blocks.append((peak, frames))
+        self._total += frames
+        while self._total - blocks[0][1] >= self._frames:
+            self._total -= blocks.popleft()[1]
+        return max(p for p, _ in blocks)
 
 
 def _dbfs(peak: int) -> float:
