@@ -427,3 +427,21 @@ def _wait_for_frames_stable(rec: AudioRecorder) -> None:
     while rec.duration_ms != last:
         last = rec.duration_ms
         time.sleep(0.1)
+
+
+def test_duration_ends_the_take_by_itself_exactly(tmp_path: Path) -> None:
+    events = Events()
+    signal = noise(3.0, RATE, seed=21)
+    rec = AudioRecorder(sample_rate=RATE, channels_num=1, on_state_changed=events,
+                        backend=TestBackend(signal, RATE, realtime=False, block_frames=1000))
+    path = tmp_path / "d.wav"
+    rec.start_recording(path, duration=1.25)
+    _wait_for(lambda: not rec.is_recording())
+    rec.wait_for_events(5)
+    assert events.states == ["recording", "stopped"]
+    assert events.items[-1][0].error is None and rec.last_error is None
+    data, _ = sf.read(path, dtype="int16")
+    assert np.array_equal(data, signal[:60000])  # 1.25 s to the sample, mid-block
+    assert rec.stop_recording() is None
+    with pytest.raises(InvalidConfigError, match="duration=-1"):
+        rec.start_recording(path, duration=-1)

@@ -108,20 +108,17 @@ def record_interactively(rec: AudioRecorder, output: str, *, duration: float | N
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        rec.start_recording(output)
+        rec.start_recording(output, duration=duration)
         with _keys() as read_key:
             while rec.is_recording() and not interrupted:
-                if duration is not None and rec.duration_ms >= duration * 1000:
-                    break
                 key = read_key(0.1)
                 if key in (" ", "p"):
                     rec.resume() if rec.is_paused() else rec.pause()
                 if meter:
                     out.write("\r" + _meter_line(rec))
                     out.flush()
+        path = rec.stop_recording() or output  # None when the take already ended by itself
         error = rec.last_error
-        path = rec.stop_recording()
-        error = error or rec.last_error
     finally:
         signal.signal(signal.SIGINT, previous)
         if meter:

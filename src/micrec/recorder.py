@@ -111,8 +111,16 @@ class AudioRecorder:
         self._last_error: BaseException | None = None
 
     # -- the session -------------------------------------------------------------------------
-    def start_recording(self, output_path: str | os.PathLike[str]) -> bool:
+    def start_recording(self, output_path: str | os.PathLike[str], *, duration: float | None = None) -> bool:
         """Start recording to ``output_path``; returns True.
+
+        Parameters
+        ----------
+        output_path : str or path-like
+            The file to write; its extension picks the container where the encoder has a choice.
+        duration : float, optional
+            Seconds of audio after which the take ends by itself, exactly (paused time does not
+            count): the file is finalized and ``on_state_changed`` gets STOPPED.
 
         Raises
         ------
@@ -132,12 +140,12 @@ class AudioRecorder:
 
         with self._lock:
             if self._session is not None and self._session.ended:
-                self._forget_failed(self._session)
+                self._forget_ended(self._session)
             if self._session is not None:
                 raise StateError(
                     f"a recording to {str(self._session.path)!r} is already open; stop_recording() "
                     "or cancel_recording() it first", value=os.fspath(output_path), name="output_path")
-            config = self._validated_config(output_path)
+            config = self._validated_config(output_path, duration)
             backend = get_backend(self.backend)
             listeners = [self.on_audio] if self.on_audio is not None else []
             self._session = Session.open(config, backend, self._session_ended, listeners)
@@ -335,7 +343,7 @@ class AudioRecorder:
         return self._events.wait_idle(timeout)
 
     # -- internals --------------------------------------------------------------------------
-    def _validated_config(self, output_path: str | os.PathLike[str]) -> Any:
+    def _validated_config(self, output_path: str | os.PathLike[str], duration: float | None = None) -> Any:
         from .session import SessionConfig
 
         try:
@@ -367,15 +375,20 @@ class AudioRecorder:
         if self.device is not None and not isinstance(self.device, str):
             raise InvalidConfigError(f"device={self.device!r} must be a device id string from "
                                      "get_input_devices()", value=self.device, name="device")
+        if duration is not None and not (isinstance(duration, int | float) and duration > 0):
+            raise InvalidConfigError(f"duration={duration!r} must be a positive number of seconds",
+                                     value=duration, name="duration")
         return SessionConfig(encoder, path, rate, channels, bit_rate, self.device,
-                             bool(self.auto_gain), bool(self.suppress_noise), bool(self.cancel_echo))
+                             bool(self.auto_gain), bool(self.suppress_noise), bool(self.cancel_echo),
+                             None if duration is None else float(duration))
 
     def _session_ended(self, session: Session) -> None:
-        # Called on the worker thread after a fault finalized the file. The bookkeeping runs on
-        # the event thread so that the worker never waits for a lock a stop() may hold.
-        self._events.submit(lambda: self._forget_failed(session))
+        # Called on the worker thread after a fault (or the configured duration) ended the
+        # take and finalized the file. The bookkeeping runs on the event thread so that the
+        # worker never waits for a lock a stop() may hold.
+        self._events.submit(lambda: self._forget_ended(session))
 
-    def _forget_failed(self, session: Session) -> None:
+    def _forget_ended(self, session: Session) -> None:
         with self._lock:
             if self._session is not session:
                 return  # stop_recording() got there first and reported it

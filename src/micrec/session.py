@@ -2,8 +2,8 @@
 
 The capture side only hands blocks to :class:`CaptureQueue`; everything else happens on the
 session's worker thread, in the order the blocks and commands were queued. A fault on either
-side (the device, the encoder, the disk) ends the session on the worker: the file is finalized
-with what was captured and ``on_end`` is told why.
+side (the device, the encoder, the disk), or reaching the configured duration, ends the session
+on the worker: the file is finalized with what was captured and ``on_end`` is told.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class SessionConfig:
     auto_gain: bool = False
     suppress_noise: bool = False
     cancel_echo: bool = False
+    #: Seconds of audio after which the session ends by itself (None: until stopped).
+    duration: float | None = None
 
 
 class _Command:
@@ -85,6 +87,10 @@ class _Seek(_Command):
 
 class _Stop(_Command):
     __slots__ = ()
+
+
+class _LimitReached(Exception):
+    """The take has the configured duration: the session ends normally."""
 
 
 class _Fault:
@@ -152,6 +158,8 @@ class Session:
         self.rate = encoder.rate
         self.channels = encoder.channels
         self.error: BaseException | None = None
+        self.reached_duration = False
+        self._max_frames = None if config.duration is None else round(config.duration * self.rate)
         self.block_listeners: list[Callable[[Block], None]] = []
         self._stream = stream
         self._sink = sink
@@ -287,6 +295,8 @@ class Session:
                 else:
                     self._run_command(item)
             self._drain_processors()
+        except _LimitReached:
+            self.reached_duration = True
         except BaseException as exc:  # noqa: BLE001 - kept, surfaced through on_end / stop()
             self.error = exc
             log.error("micrec: recording to %s ended by a fault: %s", self.path, exc)
@@ -306,12 +316,19 @@ class Session:
         self._write(block)
 
     def _write(self, block: Block) -> None:
+        if self._max_frames is not None:
+            room = self._max_frames - self._encoder.frames_written
+            block = block[:room]
+            if not len(block):
+                raise _LimitReached
         self._encoder.write(block)
         for listener in self.block_listeners:
             try:
                 listener(block)
             except Exception:
                 log.exception("micrec: block listener failed")
+        if self._max_frames is not None and self._encoder.frames_written >= self._max_frames:
+            raise _LimitReached
 
     def _drain_processors(self) -> None:
         tail = None
@@ -349,7 +366,7 @@ class Session:
         except BaseException as exc:  # noqa: BLE001
             if self.error is None:
                 self.error = exc
-        if self.error is not None:
+        if self.error is not None or self.reached_duration:
             self._on_end(self)
 
     def _close_stream(self) -> None:
