@@ -36,6 +36,9 @@ __all__ = ["MicSpec", "VirtualMicrophone", "write_wav"]
 
 _START_TIMEOUT = 10.0
 _CMD_TIMEOUT = 10.0
+# Players keep a deep buffer so that a busy machine does not starve the feed (which would put
+# silence into the "microphone"); the keep-alive stream alone sets the sink's low latency.
+_PLAYER_LATENCY_MS = 250
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ class VirtualMicrophone:
         """Play a WAV file into a microphone's feed; returns the player process."""
         spec = self._mic(mic)
         proc = subprocess.Popen(
-            ["paplay", "--latency-msec=20", "-d", spec.feed_sink, str(path)],
+            ["paplay", f"--latency-msec={_PLAYER_LATENCY_MS}", "-d", spec.feed_sink, str(path)],
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
