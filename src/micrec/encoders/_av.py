@@ -52,7 +52,7 @@ _MUXER_OPTIONS: dict[str, dict[str, str]] = {
 
 def av_module() -> Any:
     """PyAV, imported on first use."""
-    return require("av", extra="lossy", package="av<19")
+    return require("av", extra="lossy", package="'av<19'")  # quoted: a shell reads < otherwise
 
 
 def av_unavailable_reason(encoder_name: str | None = None) -> str | None:
@@ -160,8 +160,14 @@ class AvEncoder(Encoder):
     def _finalize(self) -> None:
         try:
             self.flush()
-        finally:  # a full disk must not keep the file open
-            self._close_container()
+        finally:  # a full disk must not keep the file (or the codec) open
+            try:
+                self._close_container()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        """Free what the codec holds outside the container (a no-op for PyAV's codecs)."""
 
     # -- internals ---------------------------------------------------------------------------
     def _open(self, path: os.PathLike[str]) -> None:
@@ -174,6 +180,7 @@ class AvEncoder(Encoder):
         except BaseException:
             self._container = container
             self._discard_container()
+            self._release()
             raise
         self._container = container
 
@@ -347,7 +354,7 @@ class UnitEncoder(AvEncoder, Generic[CodecT]):
         return self._codec
 
     def _add_stream(self, container: Any) -> Any:
-        self._close_codec()
+        self._release()
         self._codec = self._open_codec()
         template, owner = self._stream_template()
         try:
@@ -365,13 +372,7 @@ class UnitEncoder(AvEncoder, Generic[CodecT]):
     def _drain(self) -> Iterable[Any]:
         return self._packets_for(self._drain_units())
 
-    def _finalize(self) -> None:
-        try:
-            super()._finalize()
-        finally:
-            self._close_codec()
-
-    def _close_codec(self) -> None:
+    def _release(self) -> None:
         codec, self._codec = self._codec, None
         if codec is not None:
             codec.close()
