@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from micrec import AudioRecorder, EncoderUnavailableError, InvalidConfigError
-from micrec.vmic import VirtualMicrophone, write_wav
+from micrec.vmic import VirtualMicrophone
 
 from audio import dominant_frequency, ffmpeg_decode, have_ffmpeg, noise, tone
 
@@ -141,31 +141,18 @@ class Take:
 
 
 class Feed:
-    """What vmic_a hears: a WAV file played with a deep buffer, and checked to be heard.
+    """What vmic_a hears: samples played into its feed, and checked to be heard before we go on."""
 
-    ``VirtualMicrophone.play_samples`` plays with 20 ms of buffer, which a loaded machine
-    underruns (the microphone then hears stretches of digital silence); 300 ms rides out the
-    scheduling hiccups of a busy 2-core machine.
-    """
-
-    def __init__(self, vm: VirtualMicrophone, directory: Path) -> None:
+    def __init__(self, vm: VirtualMicrophone) -> None:
         self._vm = vm
-        self._directory = directory
-        self._player: subprocess.Popen[bytes] | None = None
 
     def play(self, samples: np.ndarray) -> None:
         self.stop()
-        path = self._directory / f"feed-{time.monotonic_ns()}.wav"
-        write_wav(path, samples, FEED_RATE)
-        self._player = subprocess.Popen(["paplay", "--latency-msec=300", "-d", "vmic_a_feed", str(path)],
-                                        env=self._vm.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._vm.play_samples(samples, FEED_RATE)
         self._wait_until_heard()
 
     def stop(self) -> None:
-        if self._player is not None:
-            self._player.kill()
-            self._player.wait(TIMEOUT)
-            self._player = None
+        self._vm.stop_players()
 
     def _wait_until_heard(self) -> None:
         reader = subprocess.Popen(["parec", "--raw", "--latency-msec=20", "-d", "vmic_a", "--format=s16le",
@@ -188,7 +175,7 @@ def record_batch(vm: VirtualMicrophone, takes: list[Take], directory: Path,
                  script: Any) -> list[Take]:
     for take in takes:
         take.recorder(directory)
-    feed = Feed(vm, directory)
+    feed = Feed(vm)
     feed.play(feed_signal(30))
     try:
         for take in takes:
@@ -378,7 +365,7 @@ KILLED = [("aacLc", "m4a"), ("aacHe", "aac"), ("aacEld", "mp4"), ("opus", "ogg")
 
 
 def test_a_killed_recording_leaves_a_readable_file(activated: VirtualMicrophone, tmp_path: Path) -> None:
-    feed = Feed(activated, tmp_path)
+    feed = Feed(activated)
     feed.play(feed_signal(60))
     children = [subprocess.Popen([sys.executable, "-c", CHILD, enc, str(tmp_path / f"{enc}.{ext}"),
                                   str(EXPECTED[enc][2])],
