@@ -51,8 +51,7 @@ _METHOD = """\
   latency); *dropouts* counts 10 ms windows where the decoded tone's amplitude or phase jumps.
 - **kill -9**: a separate take, SIGKILL to the whole group 3 s after the start; then the same
   decoders; the figure is the seconds ffmpeg decodes (✗: it fails).
-- **rows**: every peer at 44.1 kHz stereo; at 16 kHz mono only record's pipeline (the reference
-  of the targets) and micrec, to keep a full run near 20 minutes. The sounddevice script writes
+- **rows**: kill -9 takes only at 44.1 kHz stereo, to keep a full run near 20 minutes. The sounddevice script writes
   Opus at 48 kHz (libsndfile's Ogg Opus admits only 8/12/16/24/48 kHz); ffmpeg and micrec
   resample Opus to 48 kHz themselves. sox and arecord have no Opus/AAC writer here.
 - **offline**: `micrec.backends.TestBackend(realtime=False, after_end="stop")` feeding the tone
