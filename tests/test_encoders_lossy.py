@@ -478,6 +478,7 @@ DISK_FULL_CHILD = textwrap.dedent("""
     rec.start_recording(path)
     while rec.is_recording():
         time.sleep(0.01)
+    rec.wait_for_events(30)  # the fault is recorded on the event thread
     print(type(rec.last_error).__name__, isinstance(rec.last_error, OSError))
 """)
 
