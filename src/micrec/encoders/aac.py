@@ -22,6 +22,8 @@ AAC_MUXERS = {".m4a": "ipod", ".mp4": "mp4", ".aac": "adts"}
 
 
 class AacLcEncoder(AvCodecEncoder):
+    """AAC-LC in fragmented MP4 (.m4a, .mp4) or ADTS (.aac); see :class:`~micrec.encoders.Encoder`."""
+
     codec: ClassVar[AudioEncoder] = AudioEncoder.AACLC
     extensions: ClassVar[tuple[str, ...]] = (".m4a", ".mp4", ".aac")
     muxers: ClassVar[dict[str, str]] = AAC_MUXERS

@@ -22,6 +22,8 @@ def highest_mode(bit_rate: int, modes: tuple[int, ...]) -> int:
 
 
 class AmrNbEncoder(AvCodecEncoder):
+    """AMR-NB, 8 kHz mono, in the AMR storage format (.amr) or 3GP."""
+
     codec: ClassVar[AudioEncoder] = AudioEncoder.AMRNB
     extensions: ClassVar[tuple[str, ...]] = (".amr", ".3gp")
     muxers: ClassVar[dict[str, str]] = {".amr": "amr", ".3gp": "3gp"}

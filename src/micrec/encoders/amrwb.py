@@ -23,6 +23,8 @@ _STORAGE_MAGIC = b"#!AMR-WB\n"
 
 
 class AmrWbEncoder(UnitEncoder[AmrWbCodec]):
+    """AMR-WB, 16 kHz mono, in the AMR-WB storage format (.amr, .awb) or 3GP."""
+
     codec: ClassVar[AudioEncoder] = AudioEncoder.AMRWB
     extensions: ClassVar[tuple[str, ...]] = (".amr", ".awb", ".3gp")
     muxers: ClassVar[dict[str, str]] = {".amr": "amr", ".awb": "amr", ".3gp": "3gp"}

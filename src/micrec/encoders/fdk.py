@@ -62,6 +62,8 @@ class _FdkEncoder(UnitEncoder[FdkAacEncoder]):
 
 
 class AacHeEncoder(_FdkEncoder):
+    """HE-AAC (AAC-LC core + SBR) in fragmented MP4 (.m4a, .mp4) or ADTS (.aac)."""
+
     codec: ClassVar[AudioEncoder] = AudioEncoder.AACHE
     extensions: ClassVar[tuple[str, ...]] = (".m4a", ".mp4", ".aac")
     muxers: ClassVar[dict[str, str]] = AAC_MUXERS
@@ -72,6 +74,8 @@ class AacHeEncoder(_FdkEncoder):
 
 
 class AacEldEncoder(_FdkEncoder):
+    """AAC-ELD (low delay, 512-sample frames) in fragmented MP4 (.m4a, .mp4)."""
+
     codec: ClassVar[AudioEncoder] = AudioEncoder.AACELD
     extensions: ClassVar[tuple[str, ...]] = (".m4a", ".mp4")
     muxers: ClassVar[dict[str, str]] = {".m4a": "ipod", ".mp4": "mp4"}

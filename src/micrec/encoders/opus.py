@@ -18,6 +18,8 @@ _MIN_BIT_RATE, _MAX_BIT_RATE_PER_CHANNEL = 6000, 256000
 
 
 class OpusEncoder(AvCodecEncoder):
+    """Opus in Ogg (.ogg, .opus) or WebM; see :class:`~micrec.encoders.Encoder`."""
+
     codec: ClassVar[AudioEncoder] = AudioEncoder.OPUS
     extensions: ClassVar[tuple[str, ...]] = (".ogg", ".opus", ".webm")
     muxers: ClassVar[dict[str, str]] = {".ogg": "ogg", ".opus": "opus", ".webm": "webm"}
