@@ -63,19 +63,61 @@ def speech(rate: int, seconds: float, workdir: Path) -> npt.NDArray[np.int16]:
 
 
 class MonitoredTestBackend(TestBackend):
-    """A TestBackend whose "default output" plays ``far``, read like PulseAudio's monitor."""
+    """A TestBackend whose "default output" plays ``far``, read like PulseAudio's monitor.
+
+    The monitor delivers a far-end block just before each microphone block, as a real output
+    running on the same clock would.
+    """
 
     def __init__(self, near: npt.NDArray[np.int16], far: npt.NDArray[np.int16], rate: int) -> None:
         super().__init__(near, rate, realtime=False, after_end="stop")
-        self._far = TestBackend(far, rate, realtime=False, after_end="stop")
+        self.far = far
+        self.far_position = 0
+        self.monitor_sink: Any = None
+
+    def open(self, spec: StreamSpec, sink: Any) -> Any:
+        return super().open(spec, _WithMonitor(self, sink))
 
     def open_monitor(self, spec: StreamSpec, sink: Any) -> Any:
-        return self._far.open(StreamSpec(None, spec.rate, spec.channels, spec.block_frames), sink)
+        self.monitor_sink = sink
+        return _IdleStream(spec.rate, spec.channels)
+
+
+class _WithMonitor:
+    def __init__(self, backend: MonitoredTestBackend, sink: Any) -> None:
+        self._backend = backend
+        self._sink = sink
+
+    def push(self, block: npt.NDArray[np.int16], *, wait: bool = False) -> None:
+        backend = self._backend
+        if backend.monitor_sink is not None:
+            start = backend.far_position
+            backend.far_position += len(block)
+            backend.monitor_sink.push(backend.far[start:backend.far_position].copy())
+        self._sink.push(block, wait=wait)
+
+    def overflow(self, frames: int = 0) -> None:
+        self._sink.overflow(frames)
+
+    def fail(self, error: BaseException) -> None:
+        self._sink.fail(error)
+
+
+class _IdleStream:
+    def __init__(self, rate: int, channels: int) -> None:
+        self.rate = rate
+        self.channels = channels
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def offline_run(rate: int, channels: int, flags: dict[str, Any], seconds: float, workdir: Path) -> float:
     near = np.repeat(speech(rate, seconds, workdir)[:, None], channels, axis=1)
-    far = np.roll(near, rate // 3, axis=0)
+    far = np.roll(near, rate // 3, axis=0)  # another talker
     backend = MonitoredTestBackend(near, far, rate)
     rec = AudioRecorder(sample_rate=rate, channels_num=channels, backend=backend, **flags)
     before = time.process_time()

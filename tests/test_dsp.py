@@ -25,6 +25,7 @@ import pytest
 from micrec import AudioRecorder
 from micrec.backends import TestBackend
 from micrec.dsp import build_voice_processing
+from micrec.dsp.echo import EchoReference
 from micrec.errors import FeatureUnavailableError
 from micrec.vmic import VirtualMicrophone, write_wav
 
@@ -197,6 +198,21 @@ def test_cancel_echo_without_an_output_monitor_raises(tmp_path: Path) -> None:
     assert isinstance(info.value, RuntimeError)
     assert not path.exists(), "a failed start leaves nothing on disk"
     assert not rec.is_recording()
+
+
+def test_echo_reference_keeps_its_pairing_through_late_blocks_and_drops_stale_ones() -> None:
+    ref = EchoReference(None, rate=1000, channels=1)
+    ramp = np.arange(1000, dtype=np.int16).reshape(-1, 1)
+    ref.push(ramp[:100])
+    assert ref.take(60)[:, 0].tolist() == list(range(60))
+    late = ref.take(60)[:, 0]  # 20 frames short: silence stands in for them
+    assert late.tolist() == list(range(60, 100)) + [0] * 20
+    ref.push(ramp[100:200])
+    assert ref.available == 80
+    assert ref.take(10)[:, 0].tolist() == list(range(120, 130)), "the late frames are skipped"
+    ref.push(ramp[200:1000])  # far more than the microphone can still use (it was paused)
+    assert ref.take(10)[:, 0].tolist() == list(range(990, 1000)), "paired with the newest"
+    assert ref.available == 0 and ref.realignments == 1, "the stale reference is dropped"
 
 
 @pytest.mark.parametrize("rate,channels,block", [(22050, 2, 37), (48000, 1, 960), (8000, 1, 333)])

@@ -9,7 +9,8 @@ Alignment: the microphone stream is opened before the reference, so a reference 
 the same index as a microphone frame was captured a little *later*. The echo of a sound
 therefore always reaches the canceller after the sound itself (it looks back, never ahead),
 and WebRTC AEC3's delay estimator finds the remaining delay (output latency, room, input
-latency) by itself.
+latency) by itself. The pairing is kept fixed through late reference blocks (silence stands
+in, and the late frames are skipped when they come) and reset only after a pause.
 """
 
 from __future__ import annotations
@@ -35,10 +36,18 @@ __all__ = ["EchoReference"]
 log = logging.getLogger("micrec")
 
 #: Block length of the monitor stream. Every read costs a wake-up (10 ms blocks cost twice the
-#: CPU of 20 ms ones); the microphone waits for the reference at most this long.
+#: CPU of 20 ms ones).
 REFERENCE_BLOCK_MS = 40
-#: Seconds of reference kept while the worker is behind; older audio is dropped.
-MAX_BACKLOG_SECONDS = 10
+#: Reference held beyond this after a take has nothing left to pair with: the microphone was
+#: paused (its blocks are dropped, the output's are not) or its capture was held up. It is
+#: dropped, so that the canceller looks back no further than AEC3 can (~0.5 s).
+MAX_BACKLOG_MS = 300
+#: Frames handed out as silence because the reference was late are skipped when it arrives,
+#: keeping the pairing where it was through a short stall; a reference later than this is
+#: taken as it comes, which also bounds how far back the canceller has to look.
+MAX_DEBT_MS = 100
+#: Bound on what is kept while nothing is taken (a long pause).
+MAX_HELD_SECONDS = 10
 
 
 class EchoReference:
@@ -55,8 +64,8 @@ class EchoReference:
     -----
     ``push``, ``overflow`` and ``fail`` form the :class:`~micrec.backends.BlockSink` the
     monitor stream delivers to, on its own thread; ``take`` and ``available`` are for the
-    worker. A lost reference does not end the recording: the canceller gets silence and a
-    warning is logged.
+    worker. ``realignments`` counts the times the pairing was reset after a pause. A lost
+    reference does not end the recording: the canceller gets silence and a warning is logged.
     """
 
     def __init__(self, backend: Any, rate: int, channels: int) -> None:
@@ -65,10 +74,14 @@ class EchoReference:
         self.channels = channels
         self.underruns = 0
         self.dropped_frames = 0
+        self.realignments = 0
         self.error: BaseException | None = None
         self._blocks: deque[Block] = deque()
         self._offset = 0  # frames of the first block already taken
         self._frames = 0  # frames held, the first block's taken ones excluded
+        self._debt = 0  # frames handed out as silence, to skip when they arrive
+        self._max_backlog = rate * MAX_BACKLOG_MS // 1000
+        self._max_debt = rate * MAX_DEBT_MS // 1000
         self._lock = threading.Lock()
         self._stream: CaptureStream | None = None
 
@@ -97,20 +110,16 @@ class EchoReference:
         log.debug("micrec: echo reference closed: %d underruns, %d frames dropped", self.underruns,
                   self.dropped_frames)
         with self._lock:
-            self._blocks.clear()
-            self._frames = self._offset = 0
+            self._pop(self._frames)
 
     # -- BlockSink (the monitor stream's thread) ---------------------------------------------
     def push(self, block: Block, *, wait: bool = False) -> None:
         with self._lock:
             self._blocks.append(block)
             self._frames += len(block)
-            limit = MAX_BACKLOG_SECONDS * self.rate
-            while self._frames > limit and len(self._blocks) > 1:
-                dropped = len(self._blocks.popleft()) - self._offset
-                self._offset = 0
-                self._frames -= dropped
-                self.dropped_frames += dropped
+            excess = self._frames - MAX_HELD_SECONDS * self.rate
+            if excess > 0:
+                self.dropped_frames += self._pop(excess)
 
     def overflow(self, frames: int = 0) -> None:
         self.dropped_frames += frames
@@ -124,33 +133,45 @@ class EchoReference:
     @property
     def available(self) -> int:
         """Frames ready to be taken."""
-        return self._frames
-
-    def discard(self) -> None:
-        """Drop what is held (the microphone was paused: this audio has no echo to match)."""
-        log.debug("micrec: echo reference: %d frames dropped", self._frames)
-        with self._lock:
-            self.dropped_frames += self._frames
-            self._blocks.clear()
-            self._frames = self._offset = 0
+        return max(0, self._frames - self._debt)
 
     def take(self, frames: int) -> Block:
         """The next ``frames`` frames, shaped (frames, channels); silence where none arrived yet."""
         import numpy as np
 
         out = np.zeros((frames, self.channels), dtype=np.int16)
-        filled = 0
         with self._lock:
-            while filled < frames and self._blocks:
-                head = self._blocks[0]
-                n = min(len(head) - self._offset, frames - filled)
-                out[filled:filled + n] = head[self._offset:self._offset + n]
-                filled += n
-                self._offset += n
-                if self._offset == len(head):
-                    self._blocks.popleft()
-                    self._offset = 0
-            self._frames -= filled
-        if filled < frames:
-            self.underruns += 1
+            stale = self._frames - frames - self._max_backlog
+            if stale > 0:
+                # Keep the newest frames for the microphone's current block: a new pairing.
+                log.debug("micrec: echo reference: %d stale frames dropped", stale + self._max_backlog)
+                self.dropped_frames += self._pop(stale + self._max_backlog)
+                self._debt = 0
+                self.realignments += 1
+            repaid = self._pop(min(self._debt, self._frames))
+            self._debt -= repaid
+            self.dropped_frames += repaid
+            short = frames - self._pop(frames, out)
+            if short:
+                self.underruns += 1
+                self._debt += short
+                if self._debt > self._max_debt:
+                    log.debug("micrec: echo reference: %d frames late, taken as they come", self._debt)
+                    self._debt = 0
         return out
+
+    def _pop(self, frames: int, into: Block | None = None) -> int:
+        """Remove up to ``frames`` frames from the front, copied into ``into``; how many there were."""
+        done = 0
+        while done < frames and self._blocks:
+            head = self._blocks[0]
+            n = min(len(head) - self._offset, frames - done)
+            if into is not None:
+                into[done:done + n] = head[self._offset:self._offset + n]
+            done += n
+            self._offset += n
+            if self._offset == len(head):
+                self._blocks.popleft()
+                self._offset = 0
+        self._frames -= done
+        return done

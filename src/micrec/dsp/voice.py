@@ -44,14 +44,9 @@ NATIVE_RATES = (16000, 32000, 48000)
 #: the voice alone (docs/dsp.md has the measurements).
 NS_LEVELS = (3, 0)
 #: Longest the microphone waits for the echo reference before the canceller is fed silence
-#: in its place (a stalled or late monitor stream must not stall the recording). Feeding
-#: silence shifts the pairing so that the reference runs ahead of the microphone by at most
-#: this much: together with the echo path's own delay, within the ~0.5 s AEC3 can find.
-MAX_REFERENCE_WAIT_MS = 100
-#: Reference audio held beyond this has nothing left to pair with: the microphone was paused
-#: (its blocks are dropped, the output's are not) or its capture thread was held up. It is
-#: dropped, so that the canceller looks back no further than AEC3 can.
-MAX_REFERENCE_BACKLOG_MS = 300
+#: in its place (a stalled or late monitor stream must not stall the recording). The usual
+#: wait is the monitor's block (40 ms) plus the few ms by which it was opened later.
+MAX_REFERENCE_WAIT_MS = 150
 
 
 def native_rate(rate: int) -> int:
@@ -98,7 +93,6 @@ class VoiceProcessor:
         self.reference = reference
         self.frame = native // 100
         self._max_wait = native * MAX_REFERENCE_WAIT_MS // 1000
-        self._max_backlog = native * MAX_REFERENCE_BACKLOG_MS // 1000
         self._canceller = None if reference is None else webrtc.EchoCanceller(native, channels)
         self._filters: list[Any] = []
         if suppress_noise:
@@ -157,10 +151,13 @@ class VoiceProcessor:
         samples = near.reshape(-1)
         reference = self.reference
         if self._canceller is not None and reference is not None:
+            realignments = reference.realignments
             far = reference.take(len(near))
+            if reference.realignments != realignments:
+                # A new pairing moves the echo: start afresh, as fast as at the start of a take,
+                # rather than wait seconds for the converged filter to notice.
+                self._canceller.reset()
             samples = self._canceller.process(samples, far.reshape(-1))
-            if reference.available > self._max_backlog:
-                reference.discard()
         for component in self._filters:
             samples = component.process(samples)
         return samples.reshape(-1, self.channels)
