@@ -8,7 +8,9 @@ is how the figures in ``docs/benchmarks.md``'s profile section were made::
     python benchmarks/profile_threads.py micrec micrec:50 portaudio:50 async:50 parecord arecord
     python benchmarks/profile_threads.py --keepalive-ms 100 micrec micrec:50
 
-Variants: ``micrec[:BLOCK_MS]`` (the CLI's pipeline on the Pulse backend), ``portaudio[:BLOCK_MS]``
+Variants: ``micrec[:BLOCK_MS]`` (the CLI's pipeline on the Pulse backend),
+``micrec-lazyheader[:BLOCK_MS]`` (the same, the WAV header updated every 0.5 s, not every block),
+``portaudio[:BLOCK_MS]``
 (the same on PortAudio through ALSA's pulse plugin), ``async[:BLOCK_MS]`` (the prototype in
 ``proto_pulse_async.py``), ``parecord`` (100 ms latency), ``arecord``.
 """
@@ -32,6 +34,19 @@ from bench_mic import BenchMicrophone
 HERE = Path(__file__).resolve().parent
 
 
+# What-if for proposal 2 of the notes: the WAV header rewritten by flush() (every 0.5 s)
+# instead of by libsndfile after every block.
+_LAZY_HEADER = """
+from micrec.encoders import _sndfile, wav
+_init = wav.WavEncoder.__init__
+def _lazy_init(self, *args):
+    _init(self, *args)
+    _sndfile.sf_command(self._file, _sndfile.SFC_SET_UPDATE_HEADER_AUTO, 0)
+wav.WavEncoder.__init__ = _lazy_init
+wav.WavEncoder.flush = lambda self: _sndfile.sf_command(self._file, _sndfile.SFC_UPDATE_HEADER_NOW, 0)
+"""
+
+
 def command(variant: str, out: Path) -> list[str]:
     name, _, block = variant.partition(":")
     block_ms = block or "20"
@@ -39,6 +54,8 @@ def command(variant: str, out: Path) -> list[str]:
     micrec = ("import micrec.session as s; s.BLOCK_MS = {}; from micrec.cli import main; main({})")
     if name == "micrec":
         return [sys.executable, "-c", micrec.format(block_ms, record.format(""))]
+    if name == "micrec-lazyheader":
+        return [sys.executable, "-c", _LAZY_HEADER + micrec.format(block_ms, record.format(""))]
     if name == "portaudio":
         return [sys.executable, "-c", micrec.format(block_ms, record.format(", '--backend', 'portaudio'"))]
     if name == "async":
