@@ -146,28 +146,36 @@ def _target_rows(results: dict[str, Any]) -> list[str]:
                 continue
             goal = CPU_TARGET[encoder]
             add(f"steady CPU s/s, {_LABEL[tool]}", encoder, f"≤ {goal}", r["cpu_steady"], ".4f",
-                lambda v, g=goal: v <= g)
+                _at_most(goal))
             if ref is not None:
                 add(f"CPU vs record's pipeline, {_LABEL[tool]}", encoder, "≤ 0.5x",
-                    r["cpu_steady"] / ref["cpu_steady"], ".2f", lambda v: v <= 0.5)
+                    r["cpu_steady"] / ref["cpu_steady"], ".2f", _at_most(0.5))
             add(f"first audio in file ms, {_LABEL[tool]}", encoder, f"≤ {FIRST_AUDIO_TARGET_MS}",
-                _scaled(r["first_audio_s"]), ".0f", lambda v: v <= FIRST_AUDIO_TARGET_MS)
+                _scaled(r["first_audio_s"]), ".0f", _at_most(FIRST_AUDIO_TARGET_MS))
             stop = STOP_TARGET_MS[encoder]
             add(f"stop ms, {_LABEL[tool]}", encoder, f"≤ {stop}", _scaled(r["stop_s"]), ".0f",
-                lambda v, s=stop: v <= s)
+                _at_most(stop))
             if tool == "micrec-api":
                 add("first captured sample ms, API", encoder, f"≤ {FIRST_SAMPLE_TARGET_MS}",
-                    _scaled(r["first_sample_s"]), ".0f", lambda v: v <= FIRST_SAMPLE_TARGET_MS)
+                    _scaled(r["first_sample_s"]), ".0f", _at_most(FIRST_SAMPLE_TARGET_MS))
             else:
                 rss = RSS_TARGET_MB[encoder]
-                add("peak RSS MB, CLI", encoder, f"≤ {rss}", r["rss_mb"], ".0f", lambda v, m=rss: v <= m)
+                add("peak RSS MB, CLI", encoder, f"≤ {rss}", r["rss_mb"], ".0f", _at_most(rss))
     for off in results["offline"]:
         goal_x = OFFLINE_TARGET[off["encoder"]]
         add("offline x real time (DSP off)", off["encoder"], f"≥ {goal_x}", off.get("dsp_off"), ".0f",
-            lambda v, g=goal_x: v >= g)
+            _at_least(goal_x))
     add("`import micrec` ms", "—", f"≤ {IMPORT_TARGET_MS}", results["import_ms"], ".0f",
-        lambda v: v <= IMPORT_TARGET_MS)
+        _at_most(IMPORT_TARGET_MS))
     return lines
+
+
+def _at_most(limit: float) -> Callable[[float], bool]:
+    return lambda value: value <= limit
+
+
+def _at_least(limit: float) -> Callable[[float], bool]:
+    return lambda value: value >= limit
 
 
 def _scaled(seconds: float | None) -> float | None:
@@ -216,7 +224,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
         ax.bar(xs, ys, width, label=tool.label, hatch="//" if tool.micrec else None)
     for j, encoder in enumerate(ENCODERS):
         ax.hlines(CPU_TARGET[encoder], j - 0.45, j + 0.45, colors="black", linestyles="dashed",
-                  label="target" if j == 0 else None)
+                  label="target" if j == 0 else "_nolegend_")
     ax.set_xticks(range(len(ENCODERS)), [e for e in ENCODERS])
     ax.set_ylabel("CPU seconds per recorded second (steady)")
     ax.set_title("Recording 44.1 kHz stereo from a virtual microphone (median of runs)")

@@ -94,7 +94,7 @@ class _Running:
             self.tree.send(signal.SIGKILL)
             self.tree.reap(_EXIT_TIMEOUT_S)
             raise RuntimeError(f"{self.tool.label}: expected {event!r} from the API driver, got {line!r} "
-                               f"(see {self.tree.procs[0].args})")
+                               f"(see {self.out.with_suffix('.log')})")
         return message
 
     def wait_for_audio(self, until: float, poll: float) -> float | None:
