@@ -189,6 +189,24 @@ def _skip_of(rows: list[dict[str, Any]], tool: str, encoder: str) -> str:
     return "not in this run"
 
 
+def _summary(rows: list[dict[str, Any]]) -> list[str]:
+    """A few sentences computed from the 44.1 kHz stereo rows."""
+    lines = []
+    for encoder in ENCODERS:
+        ref, api, cli = (_find(rows, k, encoder) for k in (REFERENCE, "micrec-api", "micrec-cli"))
+        if ref is None or api is None or cli is None:
+            continue
+        survivors = [_LABEL[r["tool"]] for r in rows if r["encoder"] == encoder and not r.get("skipped")
+                     and r.get("killed") and r["killed"]["ffmpeg_ok"]]
+        lines.append(
+            f"- **{encoder}**: steady CPU micrec API {api['cpu_steady']:.4f} / CLI {cli['cpu_steady']:.4f} "
+            f"against record's pipeline {ref['cpu_steady']:.4f} s/s ({api['cpu_steady'] / ref['cpu_steady']:.2f}x / "
+            f"{cli['cpu_steady'] / ref['cpu_steady']:.2f}x); peak RSS {api['rss_mb']:.0f} / {cli['rss_mb']:.0f} "
+            f"against {ref['rss_mb']:.0f} MB; killed after 3 s, the file decodes for: "
+            f"{', '.join(survivors) or 'none'}.")
+    return lines
+
+
 def _offline_table(results: dict[str, Any]) -> list[str]:
     lines = [f"| encoder | DSP off x real time | DSP on x real time |  ({results['offline_seconds']} s of "
              "44.1 kHz stereo per take, median) |", "|---|---:|---:|---|"]
@@ -254,6 +272,13 @@ def write_report(results: dict[str, Any], out: Path) -> Path:
         f"Load average (1 min) at the start: {results['load_before'][0]:.1f}, at the end: "
         f"{results['load_after'][0]:.1f}; per row, in `benchmarks/results.json`. Other work on the machine "
         "inflates every tool's figures alike; the ratios between tools are the stabler result.",
+        "",
+        "## Summary (44.1 kHz stereo)",
+        "",
+        *_summary(main),
+        "",
+        "Where micrec misses a target, the profile at the end of this page says what limits it and "
+        "which change would help (measured).",
         "",
         "## Targets",
         "",
