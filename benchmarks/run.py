@@ -113,7 +113,11 @@ def run_live(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     with BenchMicrophone(args.keepalive_ms) as mic:
         for tool, encoder, cfg in plan:
             started = time.monotonic()
-            row = run_row(tool, encoder, cfg, args, workdir, mic.env, kill=not args.no_kill and cfg == MAIN)
+            try:
+                row = run_row(tool, encoder, cfg, args, workdir, mic.env, kill=not args.no_kill and cfg == MAIN)
+            except Exception as exc:  # noqa: BLE001 - one broken row must not cost the whole run
+                row = {"tool": tool.key, "label": tool.label, "encoder": encoder, "config": cfg.label,
+                       "skipped": f"failed: {exc}"}
             rows.append(row)
             done = row.get("skipped") or f"steady CPU {row['cpu_steady']:.4f} s/s"
             print(f"{tool.label:<34} {encoder:<6} {cfg.label:<16} {done} "
