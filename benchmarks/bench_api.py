@@ -69,7 +69,12 @@ def main() -> int:
     parser.add_argument("--encoder", required=True)
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--channels", type=int, default=2)
+    parser.add_argument("--block-ms", type=int, help="what-if: override micrec.session.BLOCK_MS")
     args = parser.parse_args()
+    if args.block_ms:
+        import micrec.session
+
+        micrec.session.BLOCK_MS = args.block_ms
     clock = FirstBlockClock(get_backend("pulse"))
     rec = AudioRecorder(audio_encoder=args.encoder, sample_rate=args.rate, channels_num=args.channels,
                         backend=clock)
