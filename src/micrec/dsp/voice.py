@@ -59,7 +59,7 @@ def _webrtc() -> Any:
         return require("pywebrtc_audio", extra="dsp", package="pywebrtc-audio")
     except ImportError as exc:
         raise FeatureUnavailableError(f"voice processing needs pywebrtc-audio: {exc}",
-                                      value="pywebrtc_audio", name="auto_gain") from exc
+                                      value="pywebrtc-audio") from exc
 
 
 class VoiceProcessor:
