@@ -38,6 +38,10 @@ __all__ = ["VoiceProcessor", "native_rate"]
 
 #: The rates WebRTC's components run at.
 NATIVE_RATES = (16000, 32000, 48000)
+#: Where the ceiling after the gain controller starts to bend (-1 dBFS), and the level it
+#: approaches but never reaches (one step below full scale).
+CEILING_KNEE = 10 ** (-1 / 20)
+CEILING = 32766 / 32768
 #: Noise suppressors in series, by WebRTC level 0-3 (6, 12, 18, 21 dB). One at level 3 takes
 #: white noise down by 20 dB at first but by only ~15 dB once its speech model has adapted to
 #: the voice; a second, gentle one (6 dB) takes the residual down to ~20 dB again and leaves
@@ -99,6 +103,7 @@ class VoiceProcessor:
             self._filters += [webrtc.NoiseSuppressor(native, channels, level=lvl) for lvl in NS_LEVELS]
         if auto_gain:
             self._filters.append(webrtc.GainController(native, channels))
+        self._ceiling = auto_gain
         self._to_native = None if native == rate else Resampler(rate, native, channels)
         self._from_native = None if native == rate else Resampler(native, rate, channels)
         self._held: Block = np.zeros((0, channels), dtype=np.int16)
@@ -146,9 +151,12 @@ class VoiceProcessor:
         return ready if available >= ready else available - available % self.frame
 
     def _run(self, near: Block) -> Block:
+        import numpy as np
+
         if not len(near):
             return near
-        samples = near.reshape(-1)
+        # Float, so that nothing is clipped between the components (see _ceiling).
+        samples = near.reshape(-1).astype(np.float32) * np.float32(1 / 32768)
         reference = self.reference
         if self._canceller is not None and reference is not None:
             realignments = reference.realignments
@@ -157,7 +165,31 @@ class VoiceProcessor:
                 # A new pairing moves the echo: start afresh, as fast as at the start of a take,
                 # rather than wait seconds for the converged filter to notice.
                 self._canceller.reset()
-            samples = self._canceller.process(samples, far.reshape(-1))
+            far_samples = far.reshape(-1).astype(np.float32) * np.float32(1 / 32768)
+            samples = self._canceller.process(samples, far_samples)
         for component in self._filters:
             samples = component.process(samples)
-        return samples.reshape(-1, self.channels)
+        if self._ceiling:
+            samples = _ceiling(samples)
+        out = np.clip(np.rint(samples * np.float32(32768)), -32768, 32767).astype(np.int16)
+        return out.reshape(-1, self.channels)
+
+
+def _ceiling(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Bend peaks above -1 dBFS smoothly under full scale.
+
+    AGC2's limiter moves its gain linearly across 0.5 ms steps, so a loud onset right after
+    a quiet stretch (when the gain is high) can overshoot full scale by a few samples; here
+    they are rounded off instead of being clipped flat.
+    """
+    import numpy as np
+
+    magnitude = np.abs(samples)
+    over = magnitude > CEILING_KNEE
+    if not over.any():
+        return samples
+    room = CEILING - CEILING_KNEE
+    bent = CEILING_KNEE + room * np.tanh((magnitude[over] - CEILING_KNEE) / room)
+    out = samples.copy()
+    out[over] = np.copysign(bent, samples[over])
+    return out
