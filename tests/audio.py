@@ -97,3 +97,58 @@ def find_offset(haystack: npt.ArrayLike, needle: npt.ArrayLike) -> int:
     n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
     corr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
     return int(np.argmax(corr[: len(a)]))
+
+
+@dataclass
+class FeedMatch:
+    """How a recording of a known feed lines up with it (see :func:`match_feed`)."""
+
+    runs: list[tuple[int, int, int]]  # (position in the recording, position in the feed, length)
+    gap_samples: int  # digital silence inserted where the feed ran dry (a starved player)
+    bad_samples: int  # samples that are neither the feed nor silence: corruption
+
+    @property
+    def matched(self) -> int:
+        return sum(n for _, _, n in self.runs)
+
+    def jumps(self) -> list[int]:
+        """Feed samples skipped between consecutive runs (negative after a gap of silence)."""
+        return [(f2 - f1 - n1) - (r2 - r1 - n1)
+                for (r1, f1, n1), (r2, f2, _) in zip(self.runs, self.runs[1:], strict=False)]
+
+
+def match_feed(recording: npt.ArrayLike, feed: npt.ArrayLike, window: int = 480) -> FeedMatch:
+    """Split a mono recording into bit-exact runs of ``feed`` and runs of digital silence.
+
+    On a starved machine the sound server pads a feed that ran dry with silence; that is the
+    feed's fault, not the recorder's. Anything else that differs from the feed is counted as
+    ``bad_samples``: a lossless recorder must have none.
+    """
+    rec = np.asarray(recording, dtype=np.int16).ravel()
+    ref = np.asarray(feed, dtype=np.int16).ravel()
+    runs: list[tuple[int, int, int]] = []
+    gap = bad = 0
+    p = 0
+    while p < len(rec):
+        if rec[p] == 0 and (p + 1 >= len(rec) or rec[p + 1] == 0):
+            end = p
+            while end < len(rec) and rec[end] == 0:
+                end += 1
+            gap += end - p
+            p = end
+            continue
+        chunk = rec[p:p + window]
+        if len(chunk) < 16:
+            bad += len(chunk) if runs else 0
+            break
+        offset = find_offset(ref, chunk)
+        limit = min(len(rec) - p, len(ref) - offset)
+        same = rec[p:p + limit] == ref[offset:offset + limit]
+        n = limit if same.all() else int(np.argmin(same))
+        if n == 0:
+            bad += 1
+            p += 1
+            continue
+        runs.append((p, offset, n))
+        p += n
+    return FeedMatch(runs, gap, bad)

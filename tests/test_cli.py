@@ -102,7 +102,7 @@ def test_record_in_a_terminal_meter_pause_and_ctrl_c(vmic: VirtualMicrophone, tm
             pass
         os.close(fd)
     data, rate = sf.read(out, dtype="int16")
-    assert len(data) / rate > 1.0
+    assert len(data) / rate > 0.9  # the meter showed 00:01.0 (rounded) before the pause
     assert dominant_frequency(data[4800:], rate) == pytest.approx(600, abs=3)
 
 

@@ -12,7 +12,6 @@ import os
 import select
 import signal
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -142,25 +141,42 @@ def _meter_line(rec: AudioRecorder) -> str:
 
 @contextlib.contextmanager
 def _keys() -> Iterator[Any]:
-    """A key reader (timeout -> key or None) that works only when stdin is a terminal."""
-    if not sys.stdin.isatty():
-        yield lambda timeout: time.sleep(timeout)
-        return
-    import termios
-    import tty
+    """A key reader (timeout -> key or None) that also returns at once when a signal arrives.
 
-    fd = sys.stdin.fileno()
-    saved = termios.tcgetattr(fd)
-    tty.setcbreak(fd)
+    Keys are read only when stdin is a terminal. Signals wake the reader through
+    ``signal.set_wakeup_fd``, so Ctrl-C stops the take without waiting out the timeout.
+    """
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    previous_wakeup = signal.set_wakeup_fd(wake_w)
+    tty_fd = sys.stdin.fileno() if sys.stdin.isatty() else None
+    saved = None
+    if tty_fd is not None:
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(tty_fd)
+        tty.setcbreak(tty_fd)
 
     def read_key(timeout: float) -> str | None:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return os.read(fd, 1).decode(errors="ignore") if ready else None
+        watched = [wake_r] if tty_fd is None else [wake_r, tty_fd]
+        ready, _, _ = select.select(watched, [], [], timeout)
+        if wake_r in ready:
+            os.read(wake_r, 64)
+        if tty_fd is not None and tty_fd in ready:
+            return os.read(tty_fd, 1).decode(errors="ignore")
+        return None
 
     try:
         yield read_key
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        signal.set_wakeup_fd(previous_wakeup)
+        if tty_fd is not None and saved is not None:
+            import termios
+
+            termios.tcsetattr(tty_fd, termios.TCSADRAIN, saved)
+        os.close(wake_r)
+        os.close(wake_w)
 
 
 # -- devices, encoders ---------------------------------------------------------------------

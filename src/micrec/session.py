@@ -40,9 +40,10 @@ __all__ = ["CaptureQueue", "Session", "SessionConfig"]
 
 log = logging.getLogger("micrec")
 
-#: Capture block length. Short enough for a prompt stop and a ~50 ms level meter, long
-#: enough that per-block Python work stays a small share of a core.
-BLOCK_MS = 20
+#: Capture block length. Every block wakes two Python threads (capture and worker), and those
+#: wake-ups, not the work, are most of micrec's CPU: 50 ms costs 0.6x of 20 ms (see
+#: docs/benchmarks.md) and keeps stop prompt (the reader finishes at most one block).
+BLOCK_MS = 50
 #: Seconds of audio the queue holds before blocks are dropped (and counted as overflows).
 QUEUE_SECONDS = 10
 #: How often the encoder is asked to make its file readable by others (header updates).
@@ -277,17 +278,21 @@ class Session:
     def _run(self) -> None:
         import numpy as np
 
-        ndarray, get, consume = np.ndarray, self._sink.get, self._consume
-        next_flush = time.monotonic() + FLUSH_INTERVAL
+        ndarray, get, consume, encoder = np.ndarray, self._sink.get, self._consume, self._encoder
+        # Flush every FLUSH_INTERVAL of wall time or of audio, whichever comes first: after a
+        # stall the device delivers a burst, and the file must keep up with the audio too.
+        flush_frames = int(self.rate * FLUSH_INTERVAL)
+        next_flush, next_flush_frame = time.monotonic() + FLUSH_INTERVAL, flush_frames
         try:
             while True:
                 item = get()
                 if type(item) is ndarray:
                     consume(item)
                     now = time.monotonic()
-                    if now >= next_flush:
-                        self._encoder.flush()
+                    if now >= next_flush or encoder.frames_written >= next_flush_frame:
+                        encoder.flush()
                         next_flush = now + FLUSH_INTERVAL
+                        next_flush_frame = encoder.frames_written + flush_frames
                 elif isinstance(item, _Stop):
                     break
                 elif isinstance(item, _Fault):

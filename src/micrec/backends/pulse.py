@@ -12,6 +12,7 @@ be named with ``device=`` explicitly).
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["PulseBackend", "server_reachable"]
 
 _PA_INVALID_INDEX = 0xFFFFFFFF
+_FIRST_BLOCK_MS = 20
 
 
 def _pulsectl() -> Any:
@@ -39,23 +41,35 @@ def _pasimple() -> Any:
 
 
 def server_reachable() -> bool:
-    """Whether a PulseAudio-compatible server answers (cheap: no audio is opened)."""
-    if not _socket_may_exist():
+    """Whether a PulseAudio-compatible server listens (cheap: a socket connect, no library)."""
+    path = _socket_path()
+    if path is None:
         return False
-    try:
-        pulsectl = _pulsectl()
-        with pulsectl.Pulse("micrec-probe"):
-            return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
-        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
 
 
-def _socket_may_exist() -> bool:
+def _socket_path() -> str | None:
     server = os.environ.get("PULSE_SERVER")
     if server:
-        return True
+        # "unix:/path", a bare path, or a list of servers: the first local socket counts.
+        for candidate in server.split():
+            candidate = candidate.removeprefix("{}").split("}", 1)[-1]
+            if candidate.startswith("unix:"):
+                return candidate[5:]
+            if candidate.startswith("/"):
+                return candidate
+        return None
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
-    return Path(runtime, "pulse", "native").exists() or Path("/var/run/pulse/native").exists()
+    for path in (Path(runtime, "pulse", "native"), Path("/var/run/pulse/native")):
+        if path.exists():
+            return str(path)
+    return None
 
 
 class PulseBackend:
@@ -106,17 +120,24 @@ class PulseBackend:
     # -- streams -----------------------------------------------------------------------------
     def open(self, spec: StreamSpec, sink: BlockSink) -> _PulseStream:
         try:
+            return _PulseStream(self, spec, sink)
+        except DeviceError as exc:
+            raise self._explain_open_failure(spec) or exc from exc
+
+    def _explain_open_failure(self, spec: StreamSpec) -> DeviceError | None:
+        """The precise reason a stream could not be opened, asked of the server afterwards."""
+        try:
             names, default = self._known_sources()
-        except Exception as exc:
-            raise DeviceError(f"cannot reach the PulseAudio server: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001
+            return DeviceError(f"cannot reach the PulseAudio server: {exc}")
         if spec.device is not None and spec.device not in names:
             mics = sorted(d.id for d in self.list_devices())
-            raise DeviceNotFoundError(
+            return DeviceNotFoundError(
                 f"no capture device {spec.device!r} on the sound server; "
                 f"pick one of {mics} (see get_input_devices())", value=spec.device, name="device")
         if spec.device is None and default is None:
-            raise DeviceError("the sound server has no default capture device; pass device=")
-        return _PulseStream(self, spec, sink)
+            return DeviceError("the sound server has no default capture device; pass device=")
+        return None
 
     def open_monitor(self, spec: StreamSpec, sink: BlockSink) -> _PulseStream:
         """A stream of what an output plays (its monitor), e.g. an echo canceller's reference.
@@ -143,11 +164,14 @@ class _PulseStream:
         self.channels = spec.channels
         self._sink = sink
         self._block_bytes = spec.block_frames * spec.channels * 2
+        # The first block is short, so that audio flows within ~20 ms of the start whatever the
+        # block size; the server sends packets of that size, the reader takes whole blocks.
+        self._first_bytes = min(self._block_bytes, spec.rate * _FIRST_BLOCK_MS // 1000 * spec.channels * 2)
         try:
             self._pa = pasimple.PaSimple(
                 pasimple.PA_STREAM_RECORD, pasimple.PA_SAMPLE_S16LE, spec.channels, spec.rate,
                 backend.app_name, "recording", server_name=backend.server,
-                device_name=spec.device, fragsize=self._block_bytes)
+                device_name=spec.device, fragsize=self._first_bytes)
         except Exception as exc:
             raise DeviceError(f"cannot open capture device {spec.device or '(default)'}: {exc}",
                               value=spec.device, name="device") from exc
@@ -179,6 +203,7 @@ class _PulseStream:
 
         read, push, nbytes, channels = self._pa.read, self._sink.push, self._block_bytes, self.channels
         try:
+            push(np.frombuffer(read(self._first_bytes), dtype=np.int16).reshape(-1, channels))
             while self._running.is_set():
                 push(np.frombuffer(read(nbytes), dtype=np.int16).reshape(-1, channels))
         except Exception as exc:  # noqa: BLE001 - pasimple raises its own error type
