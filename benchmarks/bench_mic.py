@@ -28,8 +28,9 @@ class BenchMicrophone:
     """``with BenchMicrophone() as mic:`` — the server runs and the tone plays inside the block."""
 
     def __init__(self, keepalive_ms: int | None = None) -> None:
-        self.vm = VirtualMicrophone(mics=(MIC,), speaker=False)
-        self.keepalive_ms = keepalive_ms
+        # The keep-alive's latency sets how often the server sends every recorder a packet
+        # (20 ms: ~600 a second; a real microphone follows its recorders' latency, as 100 ms does).
+        self.vm = VirtualMicrophone(mics=(MIC,), speaker=False, keepalive_latency_ms=keepalive_ms or 20)
         self._player: subprocess.Popen[bytes] | None = None
         self._feeder: threading.Thread | None = None
         self._stop = threading.Event()
@@ -41,8 +42,6 @@ class BenchMicrophone:
     def __enter__(self) -> BenchMicrophone:
         self.vm.start()
         try:
-            if self.keepalive_ms is not None:
-                self._replace_keepalive(self.keepalive_ms)
             self._start_tone()
         except BaseException:
             self.vm.stop()
@@ -62,19 +61,6 @@ class BenchMicrophone:
         if self._feeder is not None:
             self._feeder.join(timeout=5)
         self.vm.stop()
-
-    def _replace_keepalive(self, latency_ms: int) -> None:
-        # VirtualMicrophone keeps a 20 ms stream on the feed so that the null sink renders
-        # smoothly; that makes the server send every capture client ~600 packets a second,
-        # which a real microphone (whose source latency follows the recorder's request) does
-        # not. A longer keep-alive shows what the tools cost with fewer, larger packets.
-        for proc in self.vm._keepalive:
-            proc.terminate()
-            proc.wait(timeout=5)
-        self.vm._keepalive = [subprocess.Popen(
-            ["pacat", "-p", f"--latency-msec={latency_ms}", "--raw", "--format=s16le", f"--rate={MIC.rate}",
-             f"--channels={MIC.channels}", "-d", MIC.feed_sink, "/dev/zero"],
-            env=self.vm.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
 
     def _start_tone(self) -> None:
         self._player = subprocess.Popen(
