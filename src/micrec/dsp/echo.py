@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -38,14 +39,16 @@ log = logging.getLogger("micrec")
 #: Block length of the monitor stream. Every read costs a wake-up (10 ms blocks cost twice the
 #: CPU of 20 ms ones).
 REFERENCE_BLOCK_MS = 40
-#: Reference held beyond this after a take has nothing left to pair with: the microphone was
-#: paused (its blocks are dropped, the output's are not) or its capture was held up. It is
+#: Reference held beyond this after a take, for :data:`PATIENCE_S`, has nothing left to pair
+#: with: the microphone was paused (its blocks are dropped, the output's are not). It is
 #: dropped, so that the canceller looks back no further than AEC3 can (~0.5 s).
 MAX_BACKLOG_MS = 300
 #: Frames handed out as silence because the reference was late are skipped when it arrives,
 #: keeping the pairing where it was through a short stall; a reference later than this is
 #: taken as it comes, which also bounds how far back the canceller has to look.
 MAX_DEBT_MS = 100
+#: How long a stale backlog must last before the pairing is moved.
+PATIENCE_S = 1.0
 #: Bound on what is kept while nothing is taken (a long pause).
 MAX_HELD_SECONDS = 10
 
@@ -59,6 +62,8 @@ class EchoReference:
         A backend with ``open_monitor(spec, sink)`` (:class:`micrec.backends.pulse.PulseBackend`).
     rate, channels : int
         The format the microphone is processed in; the reference is read in the same one.
+    patience : float
+        Seconds a stale backlog must last before the pairing is moved.
 
     Notes
     -----
@@ -68,8 +73,11 @@ class EchoReference:
     reference does not end the recording: the canceller gets silence and a warning is logged.
     """
 
-    def __init__(self, backend: Any, rate: int, channels: int) -> None:
+    def __init__(self, backend: Any, rate: int, channels: int, *, patience: float = PATIENCE_S) -> None:
         self._backend = backend
+        self.patience = patience
+        self._stale_since: float | None = None
+        self._delivered = False
         self.rate = rate
         self.channels = channels
         self.underruns = 0
@@ -115,6 +123,7 @@ class EchoReference:
     # -- BlockSink (the monitor stream's thread) ---------------------------------------------
     def push(self, block: Block, *, wait: bool = False) -> None:
         with self._lock:
+            self._delivered = True
             self._blocks.append(block)
             self._frames += len(block)
             excess = self._frames - MAX_HELD_SECONDS * self.rate
@@ -141,24 +150,43 @@ class EchoReference:
 
         out = np.zeros((frames, self.channels), dtype=np.int16)
         with self._lock:
-            stale = self._frames - frames - self._max_backlog
-            if stale > 0:
+            stale = self._frames - frames
+            if self._lasting(stale > self._max_backlog):
                 # Keep the newest frames for the microphone's current block: a new pairing.
-                log.debug("micrec: echo reference: %d stale frames dropped", stale + self._max_backlog)
-                self.dropped_frames += self._pop(stale + self._max_backlog)
+                log.debug("micrec: echo reference: %d stale frames dropped", stale)
+                self.dropped_frames += self._pop(stale)
                 self._debt = 0
                 self.realignments += 1
             repaid = self._pop(min(self._debt, self._frames))
             self._debt -= repaid
             self.dropped_frames += repaid
             short = frames - self._pop(frames, out)
-            if short:
+            if short and self._delivered:
+                # Before the first block nothing was late: a new monitor stream may start
+                # delivering a second after it was opened, from then on.
                 self.underruns += 1
                 self._debt += short
                 if self._debt > self._max_debt:
                     log.debug("micrec: echo reference: %d frames late, taken as they come", self._debt)
                     self._debt = 0
         return out
+
+    def _lasting(self, now_true: bool) -> bool:
+        """Whether a stale backlog has lasted :attr:`patience` seconds (then it starts over).
+
+        A capture thread held up on a busy machine delivers in bursts, which look like a pause
+        for a moment; acting on those would move the pairing and cost AEC3 a re-convergence.
+        """
+        if not now_true:
+            self._stale_since = None
+            return False
+        now = time.monotonic()
+        if self._stale_since is None:
+            self._stale_since = now
+        if now - self._stale_since < self.patience:
+            return False
+        self._stale_since = None
+        return True
 
     def _pop(self, frames: int, into: Block | None = None) -> int:
         """Remove up to ``frames`` frames from the front, copied into ``into``; how many there were."""
