@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from micrec import AudioRecorder, EncoderUnavailableError, InvalidConfigError
-from micrec.vmic import VirtualMicrophone
+from micrec.vmic import VirtualMicrophone, write_wav
 
 from audio import dominant_frequency, ffmpeg_decode, have_ffmpeg, noise, tone
 
@@ -141,18 +141,31 @@ class Take:
 
 
 class Feed:
-    """What vmic_a hears: samples played into its feed, and checked to be heard before we go on."""
+    """What vmic_a hears: samples played into its feed, and checked to be heard before we go on.
 
-    def __init__(self, vm: VirtualMicrophone) -> None:
+    The player keeps 1 s of audio queued in the server (``play_samples`` keeps 250 ms): with
+    twenty-odd takes recording at once on a loaded 2-core machine, a shallower queue was seen
+    to run dry, and the microphone then hears digital silence.
+    """
+
+    def __init__(self, vm: VirtualMicrophone, directory: Path) -> None:
         self._vm = vm
+        self._directory = directory
+        self._player: subprocess.Popen[bytes] | None = None
 
     def play(self, samples: np.ndarray) -> None:
         self.stop()
-        self._vm.play_samples(samples, FEED_RATE)
+        path = self._directory / f"feed-{time.monotonic_ns()}.wav"
+        write_wav(path, samples, FEED_RATE)
+        self._player = subprocess.Popen(["paplay", "--latency-msec=1000", "-d", "vmic_a_feed", str(path)],
+                                        env=self._vm.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_until_heard()
 
     def stop(self) -> None:
-        self._vm.stop_players()
+        if self._player is not None:
+            self._player.kill()
+            self._player.wait(TIMEOUT)
+            self._player = None
 
     def _wait_until_heard(self) -> None:
         reader = subprocess.Popen(["parec", "--raw", "--latency-msec=20", "-d", "vmic_a", "--format=s16le",
@@ -175,7 +188,7 @@ def record_batch(vm: VirtualMicrophone, takes: list[Take], directory: Path,
                  script: Any) -> list[Take]:
     for take in takes:
         take.recorder(directory)
-    feed = Feed(vm)
+    feed = Feed(vm, directory)
     feed.play(feed_signal(30))
     try:
         for take in takes:
@@ -365,7 +378,7 @@ KILLED = [("aacLc", "m4a"), ("aacHe", "aac"), ("aacEld", "mp4"), ("opus", "ogg")
 
 
 def test_a_killed_recording_leaves_a_readable_file(activated: VirtualMicrophone, tmp_path: Path) -> None:
-    feed = Feed(activated)
+    feed = Feed(activated, tmp_path)
     feed.play(feed_signal(60))
     children = [subprocess.Popen([sys.executable, "-c", CHILD, enc, str(tmp_path / f"{enc}.{ext}"),
                                   str(EXPECTED[enc][2])],
@@ -526,3 +539,26 @@ def test_every_admitted_format_decodes(tmp_path: Path, encoder: str, rate: int, 
     decoded = ffmpeg_decode(path)
     assert len(decoded) / probed.rate > 0.55
     assert abs(dominant_frequency(decoded[len(decoded) // 4:], probed.rate) - 700) < 20
+
+
+@pytest.mark.parametrize("encoder", ["aacLc", "aacHe", "opus"])
+@pytest.mark.parametrize("bit_rate", [64000, 128000])
+def test_bit_rate_holds_after_digital_silence(tmp_path: Path, encoder: str, bit_rate: int) -> None:
+    """Dropouts (digital zero) in the input once sent FFmpeg's AAC 60 % over the bit rate."""
+    from micrec import AudioEncoder, encoders
+
+    cls = encoders.encoder_class(AudioEncoder(encoder))
+    assert cls is not None
+    rate = cls.admitted_rate(44100)
+    signal = np.repeat(np.clip(tone(TONE_HZ, 3.0, rate, 0.4).astype(np.int32)
+                               + noise(3.0, rate, amplitude=2000), -32768, 32767).astype(np.int16)[:, None],
+                       2, axis=1)
+    for start in (0.5, 1.5, 2.2):  # 80 ms dropouts
+        signal[int(start * rate):int((start + 0.08) * rate)] = 0
+    path = tmp_path / f"take{cls.extensions[0]}"
+    enc = cls(path, rate, 2, bit_rate)
+    for i in range(0, len(signal), rate // 50):
+        enc.write(signal[i:i + rate // 50])
+    enc.close()
+    measured = probe(path).bit_rate
+    assert abs(measured / bit_rate - 1) <= 0.20, f"{measured / 1000:.1f} kbit/s"
