@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio import ffprobe
 
 from micrec import AudioRecorder
 from micrec.backends import TestBackend
+
+from audio import ffprobe
 
 RATE = 192000
 FOUR_GIB = 4 * 1024**3

@@ -196,14 +196,25 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 def _cmd_encoders(args: argparse.Namespace) -> int:
     from .encoders import describe
 
-    print(f"{'ENCODER':<10} {'SUPPORTED':<9} {'CONTAINERS':<22} {'RATES':<18} NOTES")
+    print(f"{'ENCODER':<10} {'SUPPORTED':<9} {'CONTAINERS':<22} {'RATES':<19} NOTES")
     for codec in AudioEncoder:
         info = describe(codec)
-        rates = "/".join(f"{r // 1000 if r % 1000 == 0 else r / 1000}k" for r in info.rates) or "8k-192k"
+        rates = _rates_label(info.rates)
         containers = " ".join(info.extensions) + (" (any)" if codec is AudioEncoder.PCM16BITS else "")
         note = info.unavailable or (f"seek: {info.seek}" if info.seek else "")
-        print(f"{codec.value:<10} {'yes' if info.supported else 'no':<9} {containers:<22} {rates:<18} {note}")
+        print(f"{codec.value:<10} {'yes' if info.supported else 'no':<9} {containers:<22} {rates:<19} {note}")
     return 0
+
+
+def _rates_label(rates: Sequence[int]) -> str:
+    def khz(rate: int) -> str:
+        return f"{rate // 1000 if rate % 1000 == 0 else rate / 1000}k"
+
+    if not rates:
+        return "8k-192k"
+    if len(rates) > 4:
+        return f"{khz(min(rates))}-{khz(max(rates))} ({len(rates)})"
+    return "/".join(khz(r) for r in rates)
 
 
 # -- demo ----------------------------------------------------------------------------------

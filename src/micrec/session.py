@@ -366,6 +366,7 @@ class Session:
                     close()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("micrec: closing %r failed: %s", processor, exc)
+        self._processors = []  # native resamplers are freed now, not at interpreter exit
         try:
             self._encoder.close()
         except BaseException as exc:  # noqa: BLE001
