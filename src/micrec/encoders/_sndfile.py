@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._lazy import require
+from .base import Encoder
 
 if TYPE_CHECKING:
     import soundfile
+
+    from .base import Block
 
 # libsndfile commands that python-soundfile does not wrap (values from sndfile.h).
 SFC_UPDATE_HEADER_NOW = 0x1060
@@ -39,3 +42,27 @@ def open_for_writing(path: str | os.PathLike[str], rate: int, channels: int,
                      format_name: str) -> soundfile.SoundFile:
     sf = soundfile_module()
     return sf.SoundFile(os.fspath(path), "w", rate, channels, "PCM_16", format=format_name)
+
+
+class SndfileEncoder(Encoder):
+    """An encoder writing 16-bit samples through libsndfile in the format ``format_name``."""
+
+    format_name: ClassVar[str]
+
+    def __init__(self, path: str, rate: int, channels: int, bit_rate: int) -> None:
+        super().__init__(path, rate, channels, bit_rate)
+        self._file = open_for_writing(path, rate, channels, self.format_name)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return sndfile_unavailable_reason(cls.format_name)
+
+    def write(self, block: Block) -> None:
+        try:
+            self._file.write(block)
+        except Exception as exc:  # libsndfile reports as RuntimeError/OSError
+            raise self._wrap_write_error(exc) from exc
+        self.frames_written += len(block)
+
+    def _finalize(self) -> None:
+        self._file.close()

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ..types import AudioEncoder
-from ._sndfile import open_for_writing, sndfile_unavailable_reason, soundfile_module
-from .base import Encoder
-
-if TYPE_CHECKING:
-    from .base import Block
+from ._sndfile import SndfileEncoder, open_for_writing, soundfile_module
 
 # STREAMINFO follows the 4-byte "fLaC" marker and a 4-byte block header. Its bytes 10..17
 # hold rate (20 bits), channels-1 (3), bits-1 (5) and total samples (36).
@@ -25,27 +21,17 @@ _TOTAL_WORD_OFFSET = 18
 _TOTAL_MASK = (1 << 36) - 1
 
 
-class FlacEncoder(Encoder):
+class FlacEncoder(SndfileEncoder):
     codec: ClassVar[AudioEncoder] = AudioEncoder.FLAC
     extensions: ClassVar[tuple[str, ...]] = (".flac",)
     rates: ClassVar[tuple[int, ...]] = ()
 
+    format_name: ClassVar[str] = "FLAC"
+
     def __init__(self, path: str, rate: int, channels: int, bit_rate: int) -> None:
         super().__init__(path, rate, channels, bit_rate)
-        self._file = open_for_writing(path, rate, channels, "FLAC")
         self._blocksize = 0
         self._reported_total = 0
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        return sndfile_unavailable_reason("FLAC")
-
-    def write(self, block: Block) -> None:
-        try:
-            self._file.write(block)
-        except Exception as exc:
-            raise self._wrap_write_error(exc) from exc
-        self.frames_written += len(block)
 
     def flush(self) -> None:
         if self._blocksize == 0:
@@ -78,9 +64,6 @@ class FlacEncoder(Encoder):
         self.frames_written = frame
         self._reported_total = 0
         return frame
-
-    def _finalize(self) -> None:
-        self._file.close()
 
     def _read_blocksize(self) -> int:
         with open(self.path, "rb") as f:

@@ -9,41 +9,21 @@ system calls a block).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ..types import AudioEncoder
-from ._sndfile import (
-    SFC_RF64_AUTO_DOWNGRADE,
-    SFC_UPDATE_HEADER_NOW,
-    open_for_writing,
-    sf_command,
-    sndfile_unavailable_reason,
-)
-from .base import Encoder
-
-if TYPE_CHECKING:
-    from .base import Block
+from ._sndfile import SFC_RF64_AUTO_DOWNGRADE, SFC_UPDATE_HEADER_NOW, SndfileEncoder, sf_command
 
 
-class WavEncoder(Encoder):
+class WavEncoder(SndfileEncoder):
     codec: ClassVar[AudioEncoder] = AudioEncoder.WAV
     extensions: ClassVar[tuple[str, ...]] = (".wav", ".wave", ".rf64")
 
+    format_name: ClassVar[str] = "RF64"
+
     def __init__(self, path: str, rate: int, channels: int, bit_rate: int) -> None:
         super().__init__(path, rate, channels, bit_rate)
-        self._file = open_for_writing(path, rate, channels, "RF64")
         sf_command(self._file, SFC_RF64_AUTO_DOWNGRADE, 1)
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        return sndfile_unavailable_reason("RF64")
-
-    def write(self, block: Block) -> None:
-        try:
-            self._file.write(block)
-        except Exception as exc:
-            raise self._wrap_write_error(exc) from exc
-        self.frames_written += len(block)
 
     def flush(self) -> None:
         sf_command(self._file, SFC_UPDATE_HEADER_NOW, 0)
@@ -54,6 +34,3 @@ class WavEncoder(Encoder):
         self._file.truncate(frame)
         self.frames_written = frame
         return frame
-
-    def _finalize(self) -> None:
-        self._file.close()
