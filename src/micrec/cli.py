@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MicrecError as exc:
         print(f"micrec: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `micrec encoders | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _build_parser() -> argparse.ArgumentParser:
