@@ -8,11 +8,11 @@ AudioSpecificConfig that goes into the container as the stream's extradata.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 from typing import TYPE_CHECKING
 
 from ..errors import EncoderError
+from ._clib import open_library
 
 if TYPE_CHECKING:
     from .base import Block
@@ -71,10 +71,8 @@ class _InfoStruct(ctypes.Structure):
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("fdk-aac") or _SONAME
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError:
+    lib = open_library("fdk-aac", _SONAME)
+    if lib is None:
         return None
     handle_p = ctypes.POINTER(ctypes.c_void_p)
     lib.aacEncOpen.argtypes = [handle_p, ctypes.c_uint, ctypes.c_uint]

@@ -7,11 +7,11 @@ format (RFC 4867 §5): a table-of-contents byte and the speech bits.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 from typing import TYPE_CHECKING
 
 from ..errors import EncoderError
+from ._clib import open_library
 
 if TYPE_CHECKING:
     from .base import Block
@@ -28,10 +28,8 @@ _MAX_FRAME_BYTES = 61
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("vo-amrwbenc") or _SONAME
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError:
+    lib = open_library("vo-amrwbenc", _SONAME)
+    if lib is None:
         return None
     lib.E_IF_init.restype = ctypes.c_void_p
     lib.E_IF_init.argtypes = []
