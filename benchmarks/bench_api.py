@@ -47,10 +47,10 @@ class _ClockedSink:
         self._clock = clock
         self._sink = sink
 
-    def push(self, block: Any, *, wait: bool = False) -> None:
+    def push(self, block: Any, *, wait: bool = False, capture_time: float | None = None) -> None:
         if self._clock.first_block_at is None:
             self._clock.first_block_at = time.monotonic()
-        self._sink.push(block, wait=wait)
+        self._sink.push(block, wait=wait, capture_time=capture_time)
 
     def overflow(self, frames: int = 0) -> None:
         self._sink.overflow(frames)

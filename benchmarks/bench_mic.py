@@ -1,4 +1,4 @@
-"""A private PulseAudio server whose one microphone hears the known tone, without a break.
+"""A private sound server (PulseAudio or PipeWire) whose one microphone hears the known tone, without a break.
 
 The tone is written to a ``pacat`` on the microphone's feed by a thread of the harness; the
 pipe's back-pressure paces it, so the phase runs on seamlessly for as long as the run lasts.
@@ -27,10 +27,12 @@ MIC = MicSpec("benchmic", 44100, 2, "Benchmark microphone")
 class BenchMicrophone:
     """``with BenchMicrophone() as mic:`` — the server runs and the tone plays inside the block."""
 
-    def __init__(self, keepalive_ms: int | None = None) -> None:
+    def __init__(self, keepalive_ms: int | None = None, server: str = "pulseaudio") -> None:
         # The keep-alive's latency sets how often the server sends every recorder a packet
         # (20 ms: ~600 a second; a real microphone follows its recorders' latency, as 100 ms does).
-        self.vm = VirtualMicrophone(mics=(MIC,), speaker=False, keepalive_latency_ms=keepalive_ms or 20)
+        # PipeWire has none: its graph runs at the quantum its clients ask for.
+        self.vm = VirtualMicrophone(mics=(MIC,), speaker=False, keepalive_latency_ms=keepalive_ms or 20,
+                                    server=server)
         self._player: subprocess.Popen[bytes] | None = None
         self._feeder: threading.Thread | None = None
         self._stop = threading.Event()

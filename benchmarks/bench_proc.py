@@ -73,7 +73,7 @@ class ProcessTree:
     def runtime_ns(self) -> int:
         """CPU time of every live thread of the tree so far, in nanoseconds."""
         total = 0
-        for pid in self._live_pids():
+        for pid in self.live_pids():
             with contextlib.suppress(OSError):
                 for tid in os.listdir(f"/proc/{pid}/task"):
                     with contextlib.suppress(OSError, ValueError, IndexError):
@@ -87,14 +87,15 @@ class ProcessTree:
         (the harness's) over the exec into it.
         """
         total_kb = 0
-        for pid in self._live_pids():
+        for pid in self.live_pids():
             with contextlib.suppress(OSError, ValueError):
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
                         total_kb += int(line.split()[1])
         self.peak_rss_mb = max(self.peak_rss_mb, total_kb / 1024)
 
-    def _live_pids(self) -> list[int]:
+    def live_pids(self) -> list[int]:
+        """The pids of the tree's processes still running, and of their children."""
         pids = []
         for proc in self.procs:
             if proc.returncode is None:

@@ -12,7 +12,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench_files import has_audio, inspect
 from bench_proc import ProcessTree
@@ -50,9 +50,21 @@ class Take:
     dropouts: int | None
     frequency: float | None
     peak_dbfs: float | None
+    #: What the sound server saw during the steady window (PipeWire: node.latency, quantum, xruns).
+    server: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        row = asdict(self)
+        row.update(row.pop("server") or {})
+        return row
+
+
+class Observer(Protocol):
+    """Watches the sound server while a take is steady (e.g. bench_pipewire.GraphObserver)."""
+
+    def begin(self, pids: list[int]) -> None: ...
+
+    def end(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -107,8 +119,11 @@ class _Running:
 
 
 def record_take(tool: Tool, encoder: str, cfg: Config, workdir: Path, env: dict[str, str],
-                seconds: float, name: str) -> Take:
-    """Record ``seconds`` with ``tool``, stop it as its user would, and judge the file."""
+                seconds: float, name: str, observer: Observer | None = None) -> Take:
+    """Record ``seconds`` with ``tool``, stop it as its user would, and judge the file.
+
+    An ``observer`` watches the server from the steady window's start to its end.
+    """
     run = _Running(tool, encoder, cfg, workdir, env, name)
     latest = run.started + min(_LATEST_STEADY_START_S, seconds / 2)
     first = run.wait_for_audio(latest, _FAST_POLL_S)
@@ -118,11 +133,14 @@ def record_take(tool: Tool, encoder: str, cfg: Config, workdir: Path, env: dict[
     _sleep_until(steady_from)
     cpu_a, wall_a = run.tree.runtime_ns(), time.monotonic()
     run.tree.note_peak_rss()
+    if observer is not None:
+        observer.begin(run.tree.live_pids())
     if first is None:
         first = run.wait_for_audio(run.started + seconds, _SLOW_POLL_S)
     _sleep_until(run.started + seconds)
     cpu_b, wall_b = run.tree.runtime_ns(), time.monotonic()
     run.tree.note_peak_rss()
+    seen = observer.end() if observer is not None else None
     stop_s, first_sample, clean, api_cpu = _stop(run)
     recorded = wall_b - run.started
     # The API driver's own start-up (interpreter, imports, warm-up take) is not the API's cost.
@@ -147,6 +165,7 @@ def record_take(tool: Tool, encoder: str, cfg: Config, workdir: Path, env: dict[
         dropouts=None if signal_report is None else signal_report.dropouts,
         frequency=None if signal_report is None else signal_report.frequency,
         peak_dbfs=None if signal_report is None else signal_report.peak_dbfs,
+        server=seen,
     )
 
 

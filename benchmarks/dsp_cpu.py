@@ -88,13 +88,14 @@ class _WithMonitor:
         self._backend = backend
         self._sink = sink
 
-    def push(self, block: npt.NDArray[np.int16], *, wait: bool = False) -> None:
+    def push(self, block: npt.NDArray[np.int16], *, wait: bool = False,
+             capture_time: float | None = None) -> None:
         backend = self._backend
         if backend.monitor_sink is not None:
             start = backend.far_position
             backend.far_position += len(block)
-            backend.monitor_sink.push(backend.far[start:backend.far_position].copy())
-        self._sink.push(block, wait=wait)
+            backend.monitor_sink.push(backend.far[start:backend.far_position].copy(), capture_time=capture_time)
+        self._sink.push(block, wait=wait, capture_time=capture_time)
 
     def overflow(self, frames: int = 0) -> None:
         self._sink.overflow(frames)

@@ -5,14 +5,13 @@ thread's ``schedstat`` (run time, and the number of times it was scheduled) over
 window. micrec variants can change ``micrec.session.BLOCK_MS`` and the capture backend, which
 is how the figures in ``docs/benchmarks.md``'s profile section were made::
 
-    python benchmarks/profile_threads.py micrec micrec:50 portaudio:50 async:50 parecord arecord
+    python benchmarks/profile_threads.py micrec micrec:100 portaudio:50 parecord arecord
     python benchmarks/profile_threads.py --keepalive-ms 100 micrec micrec:50
+    python benchmarks/profile_threads.py --server pipewire micrec parecord arecord
 
-Variants: ``micrec[:BLOCK_MS]`` (the CLI's pipeline on the Pulse backend),
-``micrec-lazyheader[:BLOCK_MS]`` (the same, the WAV header updated every 0.5 s, not every block),
-``portaudio[:BLOCK_MS]``
-(the same on PortAudio through ALSA's pulse plugin), ``async[:BLOCK_MS]`` (the prototype in
-``proto_pulse_async.py``), ``parecord`` (100 ms latency), ``arecord``.
+Variants: ``micrec[:BLOCK_MS]`` (the CLI's pipeline on the Pulse backend, the session's block
+size as given), ``portaudio[:BLOCK_MS]`` (the same on PortAudio through ALSA's pulse plugin),
+``parecord`` (100 ms latency), ``arecord``.
 """
 
 from __future__ import annotations
@@ -31,35 +30,16 @@ from pathlib import Path
 
 from bench_mic import BenchMicrophone
 
-HERE = Path(__file__).resolve().parent
-
-
-# What-if for proposal 2 of the notes: the WAV header rewritten by flush() (every 0.5 s)
-# instead of by libsndfile after every block.
-_LAZY_HEADER = """
-from micrec.encoders import _sndfile, wav
-_init = wav.WavEncoder.__init__
-def _lazy_init(self, *args):
-    _init(self, *args)
-    _sndfile.sf_command(self._file, _sndfile.SFC_SET_UPDATE_HEADER_AUTO, 0)
-wav.WavEncoder.__init__ = _lazy_init
-wav.WavEncoder.flush = lambda self: _sndfile.sf_command(self._file, _sndfile.SFC_UPDATE_HEADER_NOW, 0)
-"""
-
 
 def command(variant: str, out: Path) -> list[str]:
     name, _, block = variant.partition(":")
-    block_ms = block or "20"
     record = f"['record', '{out}.wav', '-q'{{}}]"
-    micrec = ("import micrec.session as s; s.BLOCK_MS = {}; from micrec.cli import main; main({})")
+    block_setting = f"import micrec.session as s; s.BLOCK_MS = {block}; " if block else ""
+    micrec = block_setting + "from micrec.cli import main; main({})"
     if name == "micrec":
-        return [sys.executable, "-c", micrec.format(block_ms, record.format(""))]
-    if name == "micrec-lazyheader":
-        return [sys.executable, "-c", _LAZY_HEADER + micrec.format(block_ms, record.format(""))]
+        return [sys.executable, "-c", micrec.format(record.format(""))]
     if name == "portaudio":
-        return [sys.executable, "-c", micrec.format(block_ms, record.format(", '--backend', 'portaudio'"))]
-    if name == "async":
-        return [sys.executable, str(HERE / "proto_pulse_async.py"), f"{out}.wav", "--block-ms", block_ms]
+        return [sys.executable, "-c", micrec.format(record.format(", '--backend', 'portaudio'"))]
     if name == "parecord":
         return ["parecord", "--latency-msec=100", "--raw", "--rate=44100", "--channels=2", f"{out}.raw"]
     if name == "arecord":
@@ -107,17 +87,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--keepalive-ms", type=int)
+    parser.add_argument("--server", choices=("pulseaudio", "pipewire"), default="pulseaudio")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeat", type=int, default=2, help="runs per variant, interleaved (median)")
     args = parser.parse_args()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     results: dict[str, list[dict[str, tuple[float, float]]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp, BenchMicrophone(args.keepalive_ms) as mic:
+    with tempfile.TemporaryDirectory() as tmp, BenchMicrophone(args.keepalive_ms, args.server) as mic:
         for _ in range(args.repeat):
             for variant in args.variants:
                 out = Path(tmp) / variant.replace(":", "-")
                 results[variant].append(measure(command(variant, out), mic.env, 2.0, args.seconds))
-    print(f"keep-alive {args.keepalive_ms or 20} ms; median of {args.repeat} runs of {args.seconds:g} s")
+    keepalive = f", keep-alive {args.keepalive_ms or 20} ms" if args.server == "pulseaudio" else ""
+    print(f"{args.server}{keepalive}; median of {args.repeat} runs of {args.seconds:g} s")
     for variant, runs in results.items():
         total = statistics.median(sum(c for c, _ in run.values()) for run in runs)
         wakes = statistics.median(sum(w for _, w in run.values()) for run in runs)

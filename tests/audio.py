@@ -5,13 +5,27 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from micrec.vmic import VirtualMicrophone
+
 FFMPEG_TIMEOUT = 60
+
+# Known faults of the pasimple capture backend on PipeWire, for @pytest.mark.xfail_on_pipewire
+# (tests/conftest.py).
+#: Recorded samples (at 48 kHz) within which pipewire-pulse may reorder a stream's first quanta.
+PIPEWIRE_START = 4800
+PIPEWIRE_DOWNMIX = ("PipeWire downmixes a stereo monitor to a mono stream as (L+R)/sqrt(2), PulseAudio as (L+R)/2: "
+                    "the output arrives 3 dB louder on PipeWire; reading the monitor in its own channels and "
+                    "downmixing in micrec would make both servers agree")
+PIPEWIRE_DROPOUTS = ("the private PipeWire graph drops cycles under heavy load (seen at load 7-16 on 2 cores, "
+                     "also with 100 ms fragments): the microphone falls silent for 10 ms now and then, which this "
+                     "test's judgement of the processing does not survive every time; not yet understood")
 
 
 def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> npt.NDArray[np.int16]:
@@ -111,10 +125,15 @@ class FeedMatch:
     def matched(self) -> int:
         return sum(n for _, _, n in self.runs)
 
-    def jumps(self) -> list[int]:
-        """Feed samples skipped between consecutive runs (negative after a gap of silence)."""
+    def jumps(self, after: int = 0) -> list[int]:
+        """Feed samples skipped between consecutive runs (negative after a gap of silence).
+
+        ``after``: only at joins past that many recorded samples. pipewire-pulse 0.3.65 hands
+        over a record stream's first two quanta in swapped order (``parec`` gets them so too,
+        bit-exact otherwise): :data:`PIPEWIRE_START` skips them.
+        """
         return [(f2 - f1 - n1) - (r2 - r1 - n1)
-                for (r1, f1, n1), (r2, f2, _) in zip(self.runs, self.runs[1:], strict=False)]
+                for (r1, f1, n1), (r2, f2, _) in zip(self.runs, self.runs[1:], strict=False) if r2 > after]
 
 
 def match_feed(recording: npt.ArrayLike, feed: npt.ArrayLike, window: int = 480) -> FeedMatch:
@@ -152,3 +171,14 @@ def match_feed(recording: npt.ArrayLike, feed: npt.ArrayLike, window: int = 480)
         runs.append((p, offset, n))
         p += n
     return FeedMatch(runs, gap, bad)
+
+
+def ensure_answering(server: VirtualMicrophone) -> None:
+    """Restart the session's server if it no longer answers, so that one crash fails one test.
+
+    pipewire-pulse 0.3.65 was seen to crash (a segfault in memcpy) during a run; a server that
+    stopped answering would otherwise fail, or hang, every later test on it.
+    """
+    if not server.answers():
+        warnings.warn(f"the private {server.server} server stopped answering; restarting it", stacklevel=2)
+        server.restart()

@@ -1,36 +1,61 @@
-"""Shared fixtures: a private PulseAudio server with two virtual microphones, and signal helpers.
+"""Shared fixtures: a private sound server with two virtual microphones, and signal helpers.
 
-The server is started once per test session in a private runtime directory; every test that
-records from it gets the process environment pointed at it (PULSE_SERVER etc.) and the feeds
-cleared of players afterwards.
+Every real-stack test runs twice: on a private PulseAudio and on a private PipeWire (with
+WirePlumber and pipewire-pulse), the two servers Linux desktops run. Each server is started
+once per test session in a private runtime directory (one at a time: the tests are grouped by
+server); every test that records from it gets the process environment pointed at it
+(PULSE_SERVER etc.) and the feeds cleared of players afterwards. ``vmic.server`` (or
+``vmic.is_pipewire``) tells a test which one it is on.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from micrec.vmic import MicSpec, VirtualMicrophone
+from micrec.vmic import SERVERS, MicSpec, VirtualMicrophone, install_command, missing_programs
+
+from audio import ensure_answering
 
 MIC_A = MicSpec("vmic_a", 48000, 1, "Virtual mic A")
 MIC_B = MicSpec("vmic_b", 44100, 1, "Virtual mic B")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "xfail_on_pipewire(reason): a known product fault on PipeWire; the test runs, and may pass")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Only the PipeWire run of a test is expected to fail; its PulseAudio run counts in full.
+    for item in items:
+        mark = item.get_closest_marker("xfail_on_pipewire")
+        callspec = getattr(item, "callspec", None)
+        if mark is not None and callspec is not None and callspec.params.get("pulse_server") == "pipewire":
+            item.add_marker(pytest.mark.xfail(reason=mark.kwargs["reason"], strict=False))
+
+
+def server_available(server: str = "pulseaudio") -> bool:
+    """Whether the programs a private ``server`` needs are installed."""
+    return not missing_programs(server)
+
+
 def pulse_available() -> bool:
-    return shutil.which("pulseaudio") is not None and shutil.which("pacat") is not None
+    return server_available("pulseaudio")
 
 
-@pytest.fixture(scope="session")
-def pulse_server() -> Iterator[VirtualMicrophone]:
-    """The private PulseAudio server (session-wide)."""
-    if not pulse_available():
+@pytest.fixture(scope="session", params=SERVERS)
+def pulse_server(request: pytest.FixtureRequest) -> Iterator[VirtualMicrophone]:
+    """The private sound server (session-wide), once PulseAudio and once PipeWire."""
+    server: str = request.param
+    if not server_available(server):
+        message = f"{server} is not installed ({install_command(server)})"
         if os.environ.get("CI"):
-            pytest.fail("PulseAudio is not installed; .ci/run must install pulseaudio")
-        pytest.skip("PulseAudio is not installed (apt-get install pulseaudio pulseaudio-utils)")
-    vm = VirtualMicrophone(mics=(MIC_A, MIC_B), speaker=True).start()
+            pytest.fail(f"{message}; scripts/setup.sh must install it")
+        pytest.skip(message)
+    vm = VirtualMicrophone(mics=(MIC_A, MIC_B), speaker=True, server=server).start()
     try:
         yield vm
     finally:
@@ -40,6 +65,7 @@ def pulse_server() -> Iterator[VirtualMicrophone]:
 @pytest.fixture
 def vmic(pulse_server: VirtualMicrophone) -> Iterator[VirtualMicrophone]:
     """The private server, activated for this process, with its feeds silent at the start."""
+    ensure_answering(pulse_server)
     pulse_server.stop_players()
     with pulse_server.activated():
         yield pulse_server

@@ -17,7 +17,7 @@ from micrec import DeviceNotFoundError, InputDevice
 from micrec.backends import CaptureBackend, CaptureStream, StreamSpec, TestBackend, get_backend
 from micrec.vmic import VirtualMicrophone
 
-from audio import dominant_frequency, tone
+from audio import dominant_frequency, noise, tone
 
 FREQ = 1000.0
 
@@ -25,13 +25,15 @@ FREQ = 1000.0
 class CollectingSink:
     def __init__(self) -> None:
         self.blocks: list[np.ndarray] = []
+        self.times: list[float | None] = []
         self.errors: list[BaseException] = []
         self.overflows = 0
         self.lock = threading.Lock()
 
-    def push(self, block: np.ndarray, *, wait: bool = False) -> None:
+    def push(self, block: np.ndarray, *, wait: bool = False, capture_time: float | None = None) -> None:
         with self.lock:
             self.blocks.append(block)
+            self.times.append(capture_time)
 
     def overflow(self, frames: int = 0) -> None:
         self.overflows += 1
@@ -110,3 +112,48 @@ def test_stream_opens_stereo(backend: CaptureBackend) -> None:
     if backend.name != "test":
         assert (stream.rate, stream.channels) == (44100, 2)
         assert all(b.shape[1] == 2 for b in sink.blocks)
+
+
+def test_capture_times_agree_with_the_audio(backend: CaptureBackend, vmic: VirtualMicrophone) -> None:
+    # Two streams of one microphone, opened 0.3 s apart: the same sound, found in both by its
+    # content, has the same capture time in both.
+    if backend.name == "test":
+        pytest.skip("the test backend replays its array from the start for every stream")
+    if backend.name == "portaudio":
+        pytest.skip("PortAudio's blocks are stamped by their arrival (ALSA's pulse plugin passes on no "
+                    "server clock): within a scheduling delay, not the server's timing")
+    vmic.play_samples(noise(7.0, 48000, seed=5), 48000)
+    sinks = [CollectingSink(), CollectingSink()]
+    streams = []
+    for sink in sinks:
+        stream = backend.open(StreamSpec(None, 48000, 1, 4800), sink)
+        stream.start()
+        streams.append(stream)
+        time.sleep(0.3)
+    deadline = time.monotonic() + 20
+    while min(s.frames() for s in sinks) < 3 * 48000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for stream in streams:
+        stream.close()
+    assert not any(s.errors for s in sinks)
+    first, second = (np.concatenate(s.blocks)[:, 0].astype(np.float64) for s in sinks)
+    # 250 ms, two seconds into the later stream: its timeline has averaged some 20 timing
+    # reports by then (each off by up to a PipeWire quantum, 43 ms).
+    piece = second[96000:108000]
+    size = len(first) + len(piece)
+    correlation = np.fft.irfft(np.fft.rfft(first, size) * np.conj(np.fft.rfft(piece, size)), size)
+    found = int(np.argmax(correlation[: len(first) - len(piece)]))
+    assert np.array_equal(first[found:found + len(piece)], piece), "the same audio in both streams"
+    lag = frame_time(sinks[0], found, 48000) - frame_time(sinks[1], 96000, 48000)
+    assert abs(lag) < 0.01, f"the same sound is {1000 * lag:.1f} ms apart on the two streams' clocks"
+
+
+def frame_time(sink: CollectingSink, frame: int, rate: int) -> float:
+    """The capture time of a stream's frame, from the time of the block it is in."""
+    start = 0
+    for block, at in zip(sink.blocks, sink.times, strict=True):
+        if frame < start + len(block):
+            assert at is not None, "every block carries its capture time"
+            return at + (frame - start) / rate
+        start += len(block)
+    raise AssertionError(f"frame {frame} was not captured")

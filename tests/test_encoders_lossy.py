@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ import pytest
 from micrec import AudioRecorder, EncoderUnavailableError, InvalidConfigError
 from micrec.vmic import VirtualMicrophone, write_wav
 
-from audio import dominant_frequency, ffmpeg_decode, have_ffmpeg, noise, tone
+from audio import dominant_frequency, ensure_answering, ffmpeg_decode, have_ffmpeg, noise, tone
 
 pytestmark = [
     pytest.mark.pulse,
@@ -157,9 +159,19 @@ class Feed:
         self.stop()
         path = self._directory / f"feed-{time.monotonic_ns()}.wav"
         write_wav(path, samples, FEED_RATE)
-        self._player = subprocess.Popen(["paplay", "--latency-msec=1000", "-d", "vmic_a_feed", str(path)],
-                                        env=self._vm.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_until_heard()
+        for attempt in (1, 2):
+            self._player = subprocess.Popen(["paplay", "--latency-msec=1000", "-d", "vmic_a_feed", str(path)],
+                                            env=self._vm.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._heard():
+                return
+            self.stop()
+            if attempt == 1:
+                # pipewire-pulse 0.3.65 was seen to keep answering but deliver nothing after a
+                # crash-like fault in an earlier test: a fresh server, so one fault fails one test.
+                warnings.warn(f"the private {self._vm.server} server never delivered the feed; restarting it",
+                              stacklevel=2)
+                self._vm.restart()
+        raise AssertionError("the virtual microphone never heard the feed, even on a restarted server")
 
     def stop(self) -> None:
         if self._player is not None:
@@ -167,25 +179,34 @@ class Feed:
             self._player.wait(TIMEOUT)
             self._player = None
 
-    def _wait_until_heard(self) -> None:
+    def _heard(self, seconds: float = 20.0) -> bool:
+        """Whether the microphone carries the feed within ``seconds`` (never a blocking read)."""
         reader = subprocess.Popen(["parec", "--raw", "--latency-msec=20", "-d", "vmic_a", "--format=s16le",
                                    f"--rate={FEED_RATE}", "--channels=1"], env=self._vm.env,
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
             assert reader.stdout is not None
-            deadline = time.monotonic() + TIMEOUT
-            while time.monotonic() < deadline:
-                chunk = np.frombuffer(reader.stdout.read(FEED_RATE // 50 * 2), dtype=np.int16)
+            fd = reader.stdout.fileno()
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([fd], [], [], left)[0]:
+                    return False
+                data = os.read(fd, FEED_RATE // 50 * 2)
+                if not data:
+                    return False  # parec ended
+                chunk = np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
                 if len(chunk) and np.abs(chunk.astype(np.int32)).max() > 8000:
-                    return
-            raise AssertionError("the virtual microphone never heard the feed")
+                    return True
+            return False
         finally:
             reader.kill()
             reader.wait(TIMEOUT)
 
 
-def record_batch(vm: VirtualMicrophone, takes: list[Take], directory: Path,
+def record_batch(vm: VirtualMicrophone, plan: list[Take], directory: Path,
                  script: Any) -> list[Take]:
+    # Fresh copies: the plan is shared by both servers' runs, and on_audio counts into each take.
+    takes = [replace(take) for take in plan]
     for take in takes:
         take.recorder(directory)
     feed = Feed(vm, directory)
@@ -232,6 +253,7 @@ def punch_in(feed: Feed, takes: list[Take]) -> None:
 
 @pytest.fixture(scope="module")
 def activated(pulse_server: VirtualMicrophone) -> Iterator[VirtualMicrophone]:
+    ensure_answering(pulse_server)
     with pulse_server.activated():
         yield pulse_server
 
@@ -472,7 +494,10 @@ def test_a_device_fault_finalizes_what_was_captured(tmp_path: Path, encoder: str
     assert events[-1].state.value == "stopped" and events[-1].error is not None
     rate = EXPECTED[encoder][2]
     decoded = ffmpeg_decode(path)
-    assert abs(len(decoded) / rate - 1.5) < 0.2, f"{len(decoded) / rate:.2f} s decoded of 1.5 s captured"
+    seconds = len(decoded) / rate
+    if (encoder, ext) == ("aacHe", "aac"):
+        seconds -= HE_AAC_ADTS_PRIMING  # ADTS has nowhere to say how much priming to drop
+    assert abs(seconds - 1.5) < 0.2, f"{seconds:.2f} s decoded of 1.5 s captured"
     assert abs(dominant_frequency(decoded[int(0.2 * rate):], rate) - TONE_HZ) < 15
 
 

@@ -698,3 +698,96 @@ def test_importing_without_flet_says_what_to_install(monkeypatch: pytest.MonkeyP
         importlib.import_module("micrec.flet")
     with contextlib.suppress(KeyError):
         monkeypatch.delitem(sys.modules, "micrec.flet")
+
+
+def _imports_within(package: Path, prefix: str) -> dict[str, set[str]]:
+    """Which modules of ``package`` each of its modules imports (at any depth in its code)."""
+    import ast
+
+    graph: dict[str, set[str]] = {}
+    for source in package.glob("*.py"):
+        name = source.stem
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module} if node.module else {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(prefix):
+                found.add(node.module.removeprefix(prefix).split(".")[0])  # type: ignore[union-attr]
+        graph[name] = found & {p.stem for p in package.glob("*.py")}
+    return graph
+
+
+def test_the_flet_modules_import_each_other_in_one_direction() -> None:
+    graph = _imports_within(Path(far.__file__).parent, "micrec.flet.")
+    graph.pop("__init__")  # the package gathers its modules: it is above them all
+    assert "legacy" not in graph["recorder"] and "recorder" in graph["legacy"]
+
+    def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    assert [m for m in graph if reaches(m, m)] == []
+    legacy = far.AudioRecorder(on_state_changed=print)
+    assert type(legacy).__name__ == "LegacyAudioRecorder" and isinstance(legacy, far.AudioRecorder)
+    assert type(far.AudioRecorder()) is far.AudioRecorder
+
+
+# -- micrec's extensions --------------------------------------------------------------------------
+def test_segments_are_listed_and_stop_returns_the_last(tmp_path: Path) -> None:
+    feed = noise(2.5, 48000, seed=11)
+    backend = TestBackend(feed, 48000, realtime=False, after_end="stop")
+    rec = far.AudioRecorder(configuration=far.AudioRecorderConfiguration(
+        encoder=far.AudioEncoder.WAV, sample_rate=48000, channels=1), segment_seconds=1.0, backend=backend)
+    assert rec.segment_seconds == 1.0
+
+    async def scenario() -> str | None:
+        await rec.start_recording(str(tmp_path / "take.wav"))
+        assert backend.wait_done(30)
+        return await rec.stop_recording()
+
+    last = run(scenario)
+    paths = rec.segment_paths
+    assert [Path(p).name for p in paths] == ["take-0001.wav", "take-0002.wav", "take-0003.wav"]
+    assert last == paths[-1]
+    joined = np.concatenate([ffmpeg_decode(p)[:, 0] for p in paths])
+    assert [len(ffmpeg_decode(p)) for p in paths[:2]] == [48000, 48000]
+    assert np.array_equal(joined[:len(feed)], feed), "the segments hold the feed, bit for bit"
+    assert not (tmp_path / "take.wav").exists()
+
+
+def test_extension_settings_reach_the_take_and_readings_are_idle(tmp_path: Path) -> None:
+    backend = TestBackend(tone(440, 5, 48000), 48000)
+    rec = far.AudioRecorder(system_audio=True, backend=backend)
+    assert (rec.system_audio, rec.mix_system_audio, rec.until_silence, rec.wait_for_voice) == (True, False, None, False)
+    assert rec.waiting_for_voice is False and rec.seconds_since_voice is None and rec.segment_paths == []
+    # The core's own check of system_audio answers: the test backend cannot read an output.
+    with pytest.raises(MicrecError, match="system_audio"):
+        run(lambda: rec.start_recording(str(tmp_path / "x.wav")))
+    assert not (tmp_path / "x.wav").exists()
+    rec.system_audio = False
+    rec.segment_seconds = 1.0
+    with pytest.raises(InvalidConfigError, match="segment_seconds") as info:
+        rec.on_stream = lambda e: None
+        run(lambda: rec.start_recording(configuration=far.AudioRecorderConfiguration(
+            encoder=far.AudioEncoder.PCM16BITS)))
+    assert info.value.name == "segment_seconds"
+
+
+def test_a_take_that_ends_by_itself_after_silence_is_finalized(tmp_path: Path) -> None:
+    pytest.importorskip("webrtcvad", reason="the vad extra")
+    states: list[Any] = []
+    backend = TestBackend(np.zeros(48000 * 5, dtype=np.int16), 48000)
+    rec = far.AudioRecorder(configuration=far.AudioRecorderConfiguration(sample_rate=48000, channels=1),
+                            until_silence=0.5, backend=backend, on_state_change=lambda e: states.append(e))
+
+    async def scenario() -> None:
+        await rec.start_recording(str(tmp_path / "quiet.wav"))
+        deadline = time.monotonic() + 30
+        while await rec.is_recording():
+            assert time.monotonic() < deadline, "the take did not end by itself"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # the STOPPED handler runs on this loop
+
+    run(scenario)
+    assert [e.data for e in states] == ["recording", "stopped"] and states[-1].error is None
+    data = ffmpeg_decode(tmp_path / "quiet.wav")
+    assert 0.5 * 48000 <= len(data) <= 1.2 * 48000  # 0.5 s of silence, then the end

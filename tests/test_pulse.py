@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,9 +22,17 @@ import soundfile as sf
 
 import micrec
 from micrec import AudioRecorder
-from micrec.vmic import VirtualMicrophone
+from micrec.vmic import MicSpec, VirtualMicrophone
 
-from audio import dominant_frequency, ffmpeg_decode, ffprobe, match_feed, noise, peak_dbfs
+from audio import (
+    PIPEWIRE_START,
+    dominant_frequency,
+    ffmpeg_decode,
+    ffprobe,
+    match_feed,
+    noise,
+    peak_dbfs,
+)
 
 pytestmark = pytest.mark.pulse
 
@@ -97,23 +106,28 @@ def test_pause_leaves_out_the_paused_time(vmic: VirtualMicrophone, tmp_path: Pat
     time.sleep(0.3)
     rec.start_recording(path)
     wait_until(lambda: rec.duration_ms >= 1000)
+    before_pause = time.monotonic()
     rec.pause()
+    after_pause = time.monotonic()
     assert rec.is_paused()
     time.sleep(1.0)
+    before_resume = time.monotonic()
     rec.resume()
+    after_resume = time.monotonic()
     resumed_at = rec.duration_ms
     wait_until(lambda: rec.duration_ms >= resumed_at + 1000)
     rec.stop_recording()
     data, _ = sf.read(path, dtype="int16")
     match = match_feed(data, feed)
     assert match.bad_samples == 0
-    skipped = max(match.jumps()) / 48000
-    assert 0.7 < skipped < 1.6  # about the paused second is missing from the file ...
-    assert all(jump < 480 for jump in sorted(match.jumps())[:-1])  # ... and nothing else is
+    skipped = max(match.jumps(after=PIPEWIRE_START)) / 48000
+    # The pause is cut on the server's capture clock, to within its timing reports' error.
+    assert before_resume - after_pause - 0.06 < skipped < after_resume - before_pause + 0.06
+    assert all(jump < 480 for jump in sorted(match.jumps(after=PIPEWIRE_START))[:-1]), match.runs  # nothing else
 
 
 def test_seek_punch_in(vmic: VirtualMicrophone, tmp_path: Path) -> None:
-    feed = noise(8.0, 48000, seed=13)
+    feed = noise(30.0, 48000, seed=13)  # long enough for three takes on a slow machine
     vmic.play_samples(feed, 48000)
     for encoder, suffix in (("wav", ".wav"), ("flac", ".flac"), ("pcm16bits", ".pcm")):
         rec = AudioRecorder(audio_encoder=encoder, sample_rate=48000, channels_num=1, device="vmic_a")
@@ -149,6 +163,76 @@ def test_device_selection_between_two_microphones(vmic: VirtualMicrophone, tmp_p
         record_for(rec, path, 1.0)
         data, rate = sf.read(path, dtype="int16")
         assert dominant_frequency(data[2000:], rate) == pytest.approx(freq, abs=3)
+
+
+class _BlockSizes:
+    """The real Pulse backend, with the length of every block its stream delivers noted down."""
+
+    name = "pulse"
+
+    def __init__(self) -> None:
+        from micrec.backends.pulse import PulseBackend
+
+        self._inner = PulseBackend()
+        self.sizes: list[int] = []
+
+    def list_devices(self) -> list[micrec.InputDevice]:
+        return self._inner.list_devices()
+
+    def can_capture(self, device: str | None) -> bool:
+        return self._inner.can_capture(device)
+
+    def open(self, spec: Any, sink: Any) -> Any:
+        sizes, inner = self.sizes, sink
+
+        class Noting:
+            def push(self, block: Any, *, wait: bool = False, capture_time: float | None = None) -> None:
+                sizes.append(len(block))
+                inner.push(block, wait=wait, capture_time=capture_time)
+
+            def overflow(self, frames: int = 0) -> None:
+                inner.overflow(frames)
+
+            def fail(self, error: BaseException) -> None:
+                inner.fail(error)
+
+        return self._inner.open(spec, Noting())
+
+
+def test_blocks_grow_while_nobody_reads_levels_and_shrink_at_the_first_reading(
+        vmic: VirtualMicrophone, tmp_path: Path) -> None:
+    from micrec._pacing import IDLE_SECONDS, RELAXED_BLOCK_MS
+
+    rate = 48000
+    feed = noise(10.0, rate, seed=23)
+    vmic.play_samples(feed, rate, mic="vmic_a")
+    backend = _BlockSizes()
+    rec = AudioRecorder(sample_rate=rate, channels_num=1, device="vmic_a", backend=backend)
+    path = tmp_path / "paced.wav"
+    time.sleep(0.3)
+    rec.start_recording(path)
+    wait_until(lambda: rec.duration_ms >= (IDLE_SECONDS + 1.5) * 1000)  # nobody reads levels
+    relaxed_until = len(backend.sizes)
+    levels = []
+    while rec.duration_ms < (IDLE_SECONDS + 3.0) * 1000:
+        levels.append(rec.get_amplitude().current)
+        time.sleep(0.02)
+    rec.stop_recording()
+
+    steady, relaxed = rate // 10, rate * RELAXED_BLOCK_MS // 1000
+    sizes = backend.sizes
+    assert sizes[0] == rate // 100  # the first block: 10 ms
+    assert sizes[:relaxed_until].count(relaxed) >= 2, sizes
+    last_relaxed = max(i for i, n in enumerate(sizes) if n == relaxed)
+    after = sizes[last_relaxed + 1:-1]  # the last one is the partial block of the stop
+    assert len(after) >= 8 and sum(n == steady for n in after) >= len(after) - 1, sizes
+    assert max(levels[len(levels) // 2:]) > -30  # the readings follow the microphone
+    data = decode(path, rate, 1)[:, 0]
+    match = match_feed(data, feed)
+    assert match.bad_samples == 0  # no sample lost, repeated or changed where the block changed
+    joins = match.jumps(after=PIPEWIRE_START)  # past the start, the audio runs on without a jump
+    assert joins == [0] * len(joins), match.runs
+    assert match.matched > 0.9 * len(data)
 
 
 def test_amplitude_and_events_on_a_real_device(vmic: VirtualMicrophone, tmp_path: Path) -> None:
@@ -217,6 +301,45 @@ def test_a_removed_device_ends_the_take_with_the_file_finalized(vmic: VirtualMic
     assert ffprobe(path).codec == "flac"
 
 
+def test_a_dying_sound_server_ends_the_take_with_the_file_finalized(pulse_server: VirtualMicrophone,
+                                                                    tmp_path: Path) -> None:
+    # A server of its own, of the same kind: this one is killed.
+    server = VirtualMicrophone(mics=(MicSpec("vmic_k", 48000, 1, "Mic K"),), speaker=False,
+                               server=pulse_server.server).start()
+    events: list[micrec.AudioRecorderStateChangeEvent] = []
+    path = tmp_path / "server.flac"
+    try:
+        with server.activated():
+            server.play_tone(600.0, 10)
+            rec = AudioRecorder(audio_encoder="flac", sample_rate=48000, channels_num=1, device="vmic_k",
+                                on_state_changed=events.append)
+            rec.start_recording(path)
+            wait_until(lambda: rec.duration_ms >= 1500)
+            kill_server(server)
+            wait_until(lambda: not rec.is_recording())
+            rec.wait_for_events(5)
+    finally:
+        server.stop()
+    assert [e.data for e in events] == ["recording", "stopped"]
+    error = events[-1].error
+    assert isinstance(error, micrec.DeviceLostError)
+    assert "connection to the sound server was lost" in str(error)
+    data = decode(path, 48000, 1)[:, 0]  # finalized: ffmpeg and libsndfile read it whole
+    assert sf.info(path).frames == len(data) >= 1.4 * 48000
+    assert dominant_frequency(data[4800:], 48000) == pytest.approx(600, abs=3)
+
+
+def kill_server(server: VirtualMicrophone) -> None:
+    """Kill the sound server at once (SIGKILL), as a crash would (PipeWire: all of its processes)."""
+    daemon = server._daemon
+    assert daemon is not None
+    if server.is_pipewire:
+        os.killpg(daemon.pid, signal.SIGKILL)  # its own session: dbus, pipewire, wireplumber, pipewire-pulse
+    else:
+        os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait(timeout=10)
+
+
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     from micrec import AudioRecorder
@@ -237,11 +360,12 @@ def test_a_killed_process_leaves_a_readable_file(vmic: VirtualMicrophone, tmp_pa
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        recorded = 0.0
-        for line in proc.stdout:
+        recorded, deadline = 0.0, time.monotonic() + 30
+        for line in proc.stdout:  # a line every 50 ms while the child lives
             recorded = float(line)
             if recorded >= 2500:
                 break
+            assert time.monotonic() < deadline, f"the recording child got only {recorded:.0f} ms in 30 s"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()

@@ -168,6 +168,33 @@ def test_seek_needs_a_pause_and_a_position_in_the_take(tmp_path: Path) -> None:
     rec.stop_recording()
 
 
+def test_seek_on_a_take_that_reached_its_duration_while_paused_is_a_state_error(tmp_path: Path) -> None:
+    # Blocks queued before a pause are still written after it, so a take can end by its
+    # duration while the caller still holds it paused; seek() then says that it ended.
+    release = threading.Event()
+
+    def hold_the_event_thread(event: AudioRecorderStateChangeEvent) -> None:
+        if event.state == AudioRecorderState.PAUSED:
+            release.wait(20)  # the recorder learns of the end only on this thread
+
+    rec = AudioRecorder(sample_rate=RATE, channels_num=1, on_state_changed=hold_the_event_thread,
+                        backend=TestBackend(tone(440, 5, RATE), RATE))
+    rec.start_recording(tmp_path / "d.wav", duration=0.3)
+    rec.pause()
+    rec.resume()
+    session = rec._session
+    assert session is not None
+    _wait_for(lambda: session.ended)
+    rec.pause()
+    try:
+        with pytest.raises(StateError, match="reached its configured end"):
+            rec.seek(100)
+    finally:
+        release.set()
+    rec.stop_recording()
+    assert sf.info(str(tmp_path / "d.wav")).frames == round(0.3 * RATE)
+
+
 def test_cancel_deletes_the_file(tmp_path: Path) -> None:
     events = Events()
     rec = AudioRecorder(sample_rate=RATE, channels_num=1, on_state_changed=events,
@@ -399,7 +426,7 @@ def test_import_loads_no_audio_library() -> None:
     import sys
 
     code = ("import sys, micrec; bad = [m for m in ('numpy', 'soundfile', 'sounddevice', 'pulsectl', "
-            "'pasimple', 'av', 'soxr') if m in sys.modules]; print(bad)")
+            "'micrec.backends._libpulse', 'av', 'soxr') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 

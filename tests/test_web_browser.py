@@ -202,6 +202,88 @@ def test_the_page_shows_why_the_server_refused(page: Any, server: LiveServer) ->
     assert {p.name for p in server.directory.iterdir()} == before
 
 
+# The waveform canvases, read back: per pixel column, the fraction of the height drawn in the
+# waveform's colour (a sine at half scale spans half the height), -1 for a column left blank.
+COLUMN_EXTENTS = """(canvas) => {
+    const { width, height } = canvas;
+    const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+    const extents = [];
+    for (let x = 0; x < width; x++) {
+        let top = -1, bottom = -1;
+        for (let y = 0; y < height; y++) {
+            const i = (y * width + x) * 4;
+            const wave = data[i + 3] > 200 && Math.abs(data[i] - 31) < 12 && Math.abs(data[i + 1] - 111) < 12
+                && Math.abs(data[i + 2] - 180) < 12;
+            if (wave) { if (top < 0) top = y; bottom = y; }
+        }
+        extents.push(top < 0 ? -1 : (bottom - top) / (height - 1));
+    }
+    return extents;
+}"""
+
+
+def extents(page: Any, selector: str) -> np.ndarray:
+    return np.array(page.eval_on_selector(selector, COLUMN_EXTENTS))
+
+
+def assert_tone_shape(columns: np.ndarray) -> None:
+    """Each column shows the half-scale tone or the zero line (chromium pauses between loops of
+    the fake microphone's file), and most show the tone."""
+    tone_columns = np.abs(columns - 0.5) <= 0.08
+    zero_columns = columns <= 0.03
+    assert (tone_columns | zero_columns).mean() >= 0.97  # a few columns straddle an edge
+    assert tone_columns.mean() >= 0.5
+
+
+def test_waveforms_live_and_in_the_takes_list(page: Any, server: LiveServer, tmp_path: Path) -> None:
+    assert (extents(page, "#live-wave") < 0.05).all()  # nothing but the zero line before a take
+    page.click("#record")
+    wait_state(page, "recording")
+    wait_recorded(page, 1500)
+    # Drawn now, and read with the amount of audio sent so far, in one go.
+    live_now = page.evaluate(f"""() => {{ window.micrecPage.live.draw();
+        return [({COLUMN_EXTENTS})(document.getElementById('live-wave')), window.micrecPage.recorder.sentFrames,
+                window.micrecPage.recorder.context.sampleRate]; }}""")
+    live, seconds = np.array(live_now[0]), live_now[1] / live_now[2]
+    width = len(live)
+    # The window is 4 s wide: the audio sent fills the newest seconds/4 of the columns with the
+    # half-scale tone (the first block enters at the right and scrolls left); the rest is blank.
+    drawn = np.flatnonzero(live >= 0)
+    assert len(drawn) == pytest.approx(min(1, seconds / 4) * width, abs=2)
+    assert drawn.max() == width - 1 and len(drawn) == drawn.max() - drawn.min() + 1
+    assert_tone_shape(live[drawn])
+    shot = _screenshot(page, tmp_path, "recorder-waveform.png")
+    summary = finish(page)
+    assert summary["error"] is None
+    name = summary["take"]
+    thumb = f"#takes canvas[data-take='{name}']"
+    page.wait_for_selector(f"{thumb}[data-source='recorded']", timeout=WAIT_MS)
+    recorded = extents(page, thumb)
+    assert (recorded >= 0).all()  # the take fills the thumbnail from edge to edge
+    assert_tone_shape(recorded)
+    _screenshot(page, tmp_path, "recorder-thumbnails.png")
+
+    # Loaded afresh, the page decodes the take itself (Web Audio) for the same picture.
+    page.reload(timeout=WAIT_MS)
+    page.wait_for_selector(f"{thumb}[data-source='decoded']", timeout=WAIT_MS)
+    decoded = extents(page, thumb)
+    assert (decoded >= 0).all()
+    assert_tone_shape(decoded)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_take_the_browser_cannot_decode_gets_no_preview(page: Any, server: LiveServer) -> None:
+    page.select_option("#encoder", "pcm16bits")
+    page.click("#record")
+    wait_state(page, "recording")
+    wait_recorded(page, 300)
+    name = finish(page)["take"]
+    page.reload(timeout=WAIT_MS)
+    thumb = f"#takes canvas[data-take='{name}']"
+    page.wait_for_selector(f"{thumb}[data-source='none']", timeout=WAIT_MS)
+    assert (extents(page, thumb) < 0.05).all()
+
+
 def _screenshot(page: Any, tmp_path: Path, name: str) -> Path:
     """Save a screenshot (also to $MICREC_WEB_SCREENSHOTS, for a person to look at)."""
     shot = tmp_path / name

@@ -31,6 +31,8 @@ class LiveServer:
     directory: Path
     events: list[Any] = field(default_factory=list)
     port: int = 0
+    #: SO_SNDBUF of the listening socket, which accepted connections inherit (0: the kernel's).
+    send_buffer: int = 0
     _server: Any = None
     _thread: threading.Thread | None = None
 
@@ -47,6 +49,8 @@ class LiveServer:
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.send_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", ws_max_size=1 << 20, lifespan="off",
@@ -71,7 +75,7 @@ class LiveServer:
         """A session token, as a page load gets it."""
         import httpx
 
-        page = httpx.get(self.origin + page_path, timeout=WAIT).text
+        page = httpx.get(self.origin + page_path, timeout=WAIT, trust_env=False).text  # loopback, no proxy
         blob = re.search(r'id="micrec-config">(.*?)</script>', page, re.S)
         assert blob is not None, "the page carries no config"
         return str(json.loads(blob.group(1))["token"])
@@ -88,13 +92,13 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(directory: Path, **options: Any) -> Iterator[LiveServer]:
+def live_server(directory: Path, send_buffer: int = 0, **options: Any) -> Iterator[LiveServer]:
     """``create_app(directory, **options)`` served on an ephemeral port for the block."""
     from micrec.web import create_app
 
     events: list[Any] = []
     app = create_app(directory, on_state_changed=events.append, **options)
-    server = LiveServer(app, directory, events).start()
+    server = LiveServer(app, directory, events, send_buffer=send_buffer).start()
     try:
         yield server
     finally:
@@ -129,7 +133,7 @@ class Client:
         token = server.token() if token is None else token
         # Entered at once: the connection lives as long as the test's client object.
         self.ws = connect(f"{url or server.ws_url}?token={token}", origin=origin or server.origin,  # type: ignore[arg-type]
-                          open_timeout=WAIT, close_timeout=WAIT, max_size=1 << 20).__enter__()
+                          open_timeout=WAIT, close_timeout=WAIT, max_size=1 << 20, proxy=None).__enter__()
         self.messages: list[dict[str, Any]] = []
 
     def start(self, rate: int = 48000, channels: int = 1, **settings: Any) -> dict[str, Any]:

@@ -44,7 +44,11 @@ def test_tokens_expire_and_resist_tampering() -> None:
     assert TokenSigner(b"k" * 32, clock=lambda: now[0]).check(token) is None  # another worker with the same secret
     assert "invalid" in (TokenSigner(b"x" * 32).check(token) or "")
     nonce, issued, signature = token.split(".")
-    assert "invalid" in (signer.check(f"{nonce}.{int(issued) + 3600}.{signature}") or "")
+    later = TokenSigner(b"k" * 32, clock=lambda: now[0] + 3600).issue().split(".")[1]
+    assert later != issued
+    assert "invalid" in (signer.check(f"{nonce}.{later}.{signature}") or "")  # a moved timestamp
+    assert "invalid" in (signer.check(f"{nonce}x.{issued}.{signature}") or "")  # another nonce
+    assert "invalid" in (signer.check("no-dots-at-all") or "")
     now[0] += 61
     assert "expired" in (signer.check(token) or "")
     assert signer.issue() != signer.issue()

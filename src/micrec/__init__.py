@@ -6,6 +6,8 @@ when a recording starts.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import (
     BackendUnavailableError,
     DeviceError,
@@ -19,16 +21,15 @@ from .errors import (
     OutputError,
     StateError,
 )
-from .recorder import AudioRecorder, list_input_devices
+from .recorder import AudioRecorder, list_input_devices, list_output_devices
 from .types import (
     Amplitude,
     AudioEncoder,
     AudioRecorderState,
     AudioRecorderStateChangeEvent,
     InputDevice,
+    OutputDevice,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Amplitude",
@@ -46,8 +47,19 @@ __all__ = [
     "InputDevice",
     "InvalidConfigError",
     "MicrecError",
+    "OutputDevice",
     "OutputError",
     "StateError",
     "__version__",
     "list_input_devices",
+    "list_output_devices",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``__version__`` is read from the installed package's metadata on first use, not at import.
+    if name == "__version__":
+        from ._version import package_version
+
+        return package_version()
+    raise AttributeError(f"module 'micrec' has no attribute {name!r}")

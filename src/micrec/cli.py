@@ -6,27 +6,53 @@ The CLI only calls micrec's public API.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib
 import os
-import select
 import signal
 import sys
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, TextIO
+import threading
+from collections.abc import Sequence
+from typing import NoReturn
 
-from . import AudioEncoder, AudioRecorder, MicrecError, list_input_devices
+from . import (
+    AudioEncoder,
+    AudioRecorder,
+    InputDevice,
+    MicrecError,
+    OutputDevice,
+    _version,
+    list_input_devices,
+    list_output_devices,
+)
+
+__all__ = ["entry", "exit_now", "main"]
 
 # Subcommands that live with the feature they drive; each module has register(subparsers).
 _PLUGINS = ("micrec.web.cli",)
-_METER_WIDTH = 30
-_METER_FLOOR_DB = -60.0
+#: Exit status of a command interrupted by Ctrl-C outside a take (the shell's 128 + SIGINT).
+_INTERRUPTED = 130
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def entry() -> NoReturn:
+    """The ``micrec`` console script and ``python -m micrec``: :func:`main`, then a quick exit."""
+    try:
+        status = main(exit_process=True)
+    except KeyboardInterrupt:  # Ctrl-C outside a take (starting up, listing devices)
+        status = _INTERRUPTED
+    exit_now(status)
+
+
+def main(argv: Sequence[str] | None = None, *, exit_process: bool = False) -> int:
+    """Run the ``micrec`` command line ``argv`` (default ``sys.argv[1:]``); the exit status.
+
+    With ``exit_process`` the process exits through :func:`exit_now` once the command is done
+    (what :func:`entry` asks); otherwise this returns, for callers in Python.
+    """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.exit_process = exit_process
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
@@ -40,8 +66,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def exit_now(status: int) -> NoReturn:
+    """End the process with ``status`` without the interpreter's teardown, where that is safe.
+
+    Tearing down numpy, PyAV and friends costs tens of milliseconds after the file is long
+    finalized. Output is flushed and the ``atexit`` hooks run first; while any non-daemon
+    thread is still alive the ordinary exit (which joins it) is taken instead. A stop signal
+    from here on has nothing left to stop: it is ignored rather than cut the flushing short.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        raise SystemExit(status)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
+
+
+def _finish(args: argparse.Namespace, status: int) -> int:
+    if getattr(args, "exit_process", False):
+        exit_now(status)
+    return status
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, read from the package metadata only when asked.
+
+    (argparse's own ``version`` action needs the string when the parser is built, and reading
+    the metadata imports importlib.metadata, zipfile and email: tens of ms on every command.)
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show micrec's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(f"micrec {_version.package_version()}")  # on stdout, as argparse's version action
+        parser.exit()
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="micrec", description="Record the microphone to a file.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     rec = sub.add_parser("record", help="record to a file with a live level meter")
@@ -56,10 +129,25 @@ def _build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--agc", action="store_true", help="automatic gain control")
     rec.add_argument("--ns", action="store_true", help="noise suppression")
     rec.add_argument("--aec", action="store_true", help="echo cancellation")
-    rec.add_argument("--quiet", "-q", action="store_true", help="no level meter")
+    rec.add_argument("--system-audio", nargs="?", const=True, default=False, metavar="OUTPUT",
+                     help="record what an output plays instead of the microphone: the default output, "
+                          "or OUTPUT (see `micrec devices --outputs`)")
+    rec.add_argument("--mix-system-audio", action="store_true",
+                     help="mix what the default output plays into the microphone's take "
+                          "(with --aec, the speakers' echo is removed first)")
+    rec.add_argument("--until-silence", type=_positive_seconds, metavar="S",
+                     help="end the take by itself S seconds after the last voice (or after the start while "
+                          "none was heard); needs micrec[vad]")
+    rec.add_argument("--wait-for-voice", action="store_true",
+                     help="write nothing until a voice is heard, then start 300 ms before it; needs micrec[vad]")
+    rec.add_argument("--segment", type=_positive_seconds, metavar="S",
+                     help="write the take as OUTPUT-0001.ext, OUTPUT-0002.ext, ... of S seconds each")
+    rec.add_argument("--quiet", "-q", action="store_true", help="no level meter (and 400 ms blocks: less CPU)")
     rec.set_defaults(run=_cmd_record)
 
-    dev = sub.add_parser("devices", help="list input devices")
+    dev = sub.add_parser("devices", help="list input devices (or, with --outputs, outputs)")
+    dev.add_argument("--outputs", action="store_true",
+                     help="list the outputs whose sound can be recorded (for --system-audio)")
     dev.add_argument("--backend", help="auto (default), pulse or portaudio")
     dev.set_defaults(run=_cmd_devices)
 
@@ -72,6 +160,14 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--virtual", action="store_true", help="use the virtual microphone even if a real one exists")
     demo.set_defaults(run=_cmd_demo)
 
+    plot = sub.add_parser("plot", help="draw a take as a PNG: waveform, level, clipping, silences")
+    plot.add_argument("take", help="a file micrec wrote (any format; raw PCM needs --rate and --channels)")
+    plot.add_argument("--output", "-o", help="the PNG to write (default: TAKE.png)")
+    plot.add_argument("--rate", "-r", type=int, help="sample rate of a raw PCM16 take")
+    plot.add_argument("--channels", "-c", type=int, help="channels of a raw PCM16 take")
+    plot.add_argument("--size", default="1200x600", help="WIDTHxHEIGHT in pixels (default 1200x600)")
+    plot.set_defaults(run=_cmd_plot)
+
     for name in _PLUGINS:
         try:
             module = importlib.import_module(name)
@@ -82,7 +178,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 # -- record --------------------------------------------------------------------------------
+# With --quiet nothing reads the levels: the library lengthens the blocks by itself after a
+# second (micrec._pacing), as for any take that nobody watches.
+
 def _cmd_record(args: argparse.Namespace) -> int:
+    from .console import StopSignals, record_interactively, report_take
     from .encoders import guess_encoder
 
     encoder = args.encoder or guess_encoder(args.output)
@@ -91,102 +191,35 @@ def _cmd_record(args: argparse.Namespace) -> int:
         return 2
     rec = AudioRecorder(audio_encoder=encoder, sample_rate=args.rate, channels_num=args.channels,
                         bit_rate=args.bit_rate, auto_gain=args.agc, suppress_noise=args.ns,
-                        cancel_echo=args.aec, device=args.device, backend=args.backend)
-    path = record_interactively(rec, args.output, duration=args.duration, meter=not args.quiet)
-    if path is None:
-        return 1
-    print(f"wrote {path}")
-    return 0
+                        cancel_echo=args.aec, device=args.device, backend=args.backend,
+                        system_audio=args.system_audio, mix_system_audio=args.mix_system_audio,
+                        until_silence=args.until_silence, wait_for_voice=args.wait_for_voice,
+                        segment_seconds=args.segment)
+    # The stop signals stay held off until the process has reported and exited: a second
+    # SIGTERM or Ctrl-C while the file is finalized or the summary printed changes nothing.
+    with StopSignals() as stop:
+        result = record_interactively(rec, args.output, duration=args.duration, meter=not args.quiet,
+                                      stop=stop)
+        return _finish(args, report_take(result))
 
 
-def record_interactively(rec: AudioRecorder, output: str, *, duration: float | None,
-                         meter: bool = True, out: TextIO = sys.stderr) -> str | None:
-    """Record with a live meter until ``duration``, Ctrl-C, or a fault; space/p pauses."""
-    interrupted = False
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        nonlocal interrupted
-        interrupted = True
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
+def _positive_seconds(text: str) -> float:
     try:
-        rec.start_recording(output, duration=duration)
-        with _keys() as read_key:
-            while rec.is_recording() and not interrupted:
-                key = read_key(0.1)
-                if key in (" ", "p"):
-                    rec.resume() if rec.is_paused() else rec.pause()
-                if meter:
-                    out.write("\r" + _meter_line(rec))
-                    out.flush()
-        path = rec.stop_recording() or output  # None when the take already ended by itself
-        error = rec.last_error
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if meter:
-            out.write("\n")
-    if error is not None:
-        print(f"micrec: recording ended by a fault: {error}", file=sys.stderr)
-        return path if path and Path(path).exists() else None
-    return path
-
-
-def _meter_line(rec: AudioRecorder) -> str:
-    amp = rec.get_amplitude()
-    level = max(0.0, min(1.0, (amp.current - _METER_FLOOR_DB) / -_METER_FLOOR_DB))
-    bar = "#" * round(level * _METER_WIDTH)
-    seconds = rec.duration_ms / 1000
-    state = "PAUSED" if rec.is_paused() else "REC   "
-    current = f"{amp.current:6.1f}" if amp.current > -160 else "  -inf"
-    return (f"{state} {int(seconds // 60):02d}:{seconds % 60:04.1f} [{bar:<{_METER_WIDTH}}] "
-            f"{current} dBFS (max {amp.max:6.1f})  space/p: pause, Ctrl-C: stop ")
-
-
-@contextlib.contextmanager
-def _keys() -> Iterator[Any]:
-    """A key reader (timeout -> key or None) that also returns at once when a signal arrives.
-
-    Keys are read only when stdin is a terminal. Signals wake the reader through
-    ``signal.set_wakeup_fd``, so Ctrl-C stops the take without waiting out the timeout.
-    """
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    previous_wakeup = signal.set_wakeup_fd(wake_w)
-    tty_fd = sys.stdin.fileno() if sys.stdin.isatty() else None
-    saved = None
-    if tty_fd is not None:
-        import termios
-        import tty
-
-        saved = termios.tcgetattr(tty_fd)
-        tty.setcbreak(tty_fd)
-
-    def read_key(timeout: float) -> str | None:
-        watched = [wake_r] if tty_fd is None else [wake_r, tty_fd]
-        ready, _, _ = select.select(watched, [], [], timeout)
-        if wake_r in ready:
-            os.read(wake_r, 64)
-        if tty_fd is not None and tty_fd in ready:
-            return os.read(tty_fd, 1).decode(errors="ignore")
-        return None
-
-    try:
-        yield read_key
-    finally:
-        signal.set_wakeup_fd(previous_wakeup)
-        if tty_fd is not None and saved is not None:
-            import termios
-
-            termios.tcsetattr(tty_fd, termios.TCSADRAIN, saved)
-        os.close(wake_r)
-        os.close(wake_w)
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 # -- devices, encoders ---------------------------------------------------------------------
 def _cmd_devices(args: argparse.Namespace) -> int:
-    devices = list_input_devices(args.backend)
+    devices: Sequence[InputDevice | OutputDevice] = (
+        list_output_devices(args.backend) if args.outputs else list_input_devices(args.backend))
     if not devices:
-        print("no input devices found (no sound server, or no microphone)")
+        print("no recordable outputs found (only a PulseAudio or PipeWire server has them)" if args.outputs
+              else "no input devices found (no sound server, or no microphone)")
         return 1
     width = max(len(d.id) for d in devices)
     print(f"  {'ID':<{width}}  DESCRIPTION")
@@ -227,5 +260,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(seconds=args.seconds, output=args.output, force_virtual=args.virtual)
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_take
+
+    width, _, height = args.size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        print(f"micrec: --size {args.size!r}: give WIDTHxHEIGHT, e.g. 1200x600", file=sys.stderr)
+        return 2
+    path = plot_take(args.take, args.output, width=int(width), height=int(height), rate=args.rate,
+                     channels=args.channels)
+    print(f"wrote {path}")
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    entry()

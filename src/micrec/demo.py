@@ -40,30 +40,29 @@ def _run_virtual(seconds: float, output: str) -> int:
 
 
 def _record_and_report(rec: AudioRecorder, output: str, seconds: float) -> int:
-    from .cli import record_interactively
+    from .console import record_interactively, report_take
     from .encoders import guess_encoder
 
     rec.audio_encoder = guess_encoder(output) or rec.audio_encoder
-    path = record_interactively(rec, output, duration=seconds, meter=sys.stderr.isatty())
-    if path is None:
-        return 1
-    _report(path)
-    return 0
+    result = record_interactively(rec, output, duration=seconds, meter=sys.stderr.isatty())
+    status = report_take(result)
+    if result.path is not None:
+        _report_frequency(result.path)
+    return status
 
 
-def _report(path: str) -> None:
+def _report_frequency(path: str) -> None:
+    """The strongest frequency in the take (a check that the demo heard its chord)."""
     import numpy as np
     import soundfile as sf
 
     try:
         data, rate = sf.read(path, dtype="int16", always_2d=True)
-    except Exception:  # noqa: BLE001 - a format libsndfile does not read: report the path only
-        print(f"wrote {path}")
+    except Exception:  # noqa: BLE001 - a format libsndfile does not read: nothing to add
+        return
+    if not len(data):
         return
     mono = data.astype(np.float64).mean(axis=1)
-    peak = np.abs(mono).max() if len(mono) else 0
-    spectrum = np.abs(np.fft.rfft(mono * np.hanning(len(mono)))) if len(mono) else np.zeros(1)
-    freq = np.fft.rfftfreq(len(mono), 1 / rate)[int(np.argmax(spectrum))] if len(mono) else 0
-    level = 20 * np.log10(peak / 32768) if peak else -160.0
-    print(f"wrote {path}: {len(data) / rate:.2f} s, {rate} Hz, {data.shape[1]} channel(s), "
-          f"peak {level:.1f} dBFS, strongest frequency {freq:.0f} Hz")
+    spectrum = np.abs(np.fft.rfft(mono * np.hanning(len(mono))))
+    freq = np.fft.rfftfreq(len(mono), 1 / rate)[int(np.argmax(spectrum))]
+    print(f"strongest frequency {freq:.0f} Hz")

@@ -82,12 +82,24 @@ class DeviceLostError(DeviceError):
 
 
 class OutputError(MicrecError, OSError):
-    """The output file cannot be created or written (missing directory, permissions, disk full)."""
+    """The output file cannot be created or written (missing directory, permissions, disk full).
+
+    Where the system reported a cause, ``errno`` and ``strerror`` carry it (``errno.ENOSPC``
+    for a full disk, ``EDQUOT``, ``EIO``, ``EROFS``...), as in any OSError, and ``filename`` is
+    the path; ``str(e)`` is micrec's message, which says what happened and what was kept.
+    """
 
     def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None,
-                 value: Any = None, name: str | None = "output_path") -> None:
+                 value: Any = None, name: str | None = "output_path", errno: int | None = None) -> None:
         super().__init__(message, value=value if value is not None else path, name=name)
         self.path = None if path is None else os.fspath(path)
+        if errno is not None:
+            self.errno = errno
+            self.strerror = os.strerror(errno)
+            self.filename = self.path
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class EncoderError(MicrecError, RuntimeError):

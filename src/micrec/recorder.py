@@ -7,6 +7,7 @@ the business of :mod:`micrec.backends` and :mod:`micrec.encoders`, reached throu
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import queue
@@ -24,15 +25,18 @@ from .types import (
     AudioRecorderState,
     AudioRecorderStateChangeEvent,
     InputDevice,
+    OutputDevice,
 )
 
 if TYPE_CHECKING:
     from .backends import CaptureBackend
     from .session import Session
 
-__all__ = ["AudioRecorder", "list_input_devices"]
+__all__ = ["AudioRecorder", "list_input_devices", "list_output_devices"]
 
 MIN_RATE, MAX_RATE = 8000, 192000
+#: Seconds the exit hook waits for the STOPPED handler before the interpreter goes on exiting.
+_EXIT_EVENT_WAIT = 2.0
 StateHandler = Callable[[AudioRecorderStateChangeEvent], Any]
 
 
@@ -64,17 +68,59 @@ class AudioRecorder:
         ``(frames, channels)`` at the file's rate, on micrec's worker thread (like a
         sounddevice callback, but never on the audio thread). Copy the block to keep it; an
         exception is logged and the take goes on. See also :meth:`iter_blocks`.
+    system_audio : bool or str
+        Record what an output plays instead of a microphone: True for the default output, or
+        an output id from :meth:`get_output_devices` (default False). ``device`` is then not
+        used. PulseAudio and PipeWire only (elsewhere :meth:`start_recording` raises
+        FeatureUnavailableError); see docs/system-audio.md.
+    mix_system_audio : bool
+        Record the microphone and what the default output plays, aligned, in one take
+        (default False): both at their own level, peaks above -3 dBFS bent under full scale.
+        With ``cancel_echo`` the speakers' echo is removed from the microphone before mixing,
+        so the far end of a call is heard once.
+    until_silence : float, optional
+        Seconds: the take ends by itself (STOPPED, no error, file finalized) that long after the
+        last voice, or after the start while no voice has been heard (with ``wait_for_voice``:
+        only once a voice was heard). Paused time does not count. Needs ``micrec[vad]``.
+    wait_for_voice : bool
+        The session is open (RECORDING) at once, but the file starts 300 ms before the first
+        voice, so the first word is whole. Needs ``micrec[vad]``.
+    segment_seconds : float, optional
+        Write the take as ``{stem}-0001{suffix}``, ``{stem}-0002{suffix}``, … of this many
+        seconds of audio each (the last one shorter), each finalized as soon as it is full.
+        :meth:`stop_recording` returns the last one's path; :attr:`segment_paths` lists all.
+    blocksize : int, optional
+        Frames per block at ``sample_rate``, as in sounddevice: how much audio each
+        ``on_audio`` call and :meth:`iter_blocks` item carries, and how often the level meter
+        and the file move on. None (default) is 100 ms (4410 frames at 44.1 kHz), after a first
+        block of 10 ms so that audio flows at once; while nobody calls :meth:`get_amplitude`
+        (for a second) and nothing listens to the blocks, and no voice processing, voice gate
+        or system mix runs, the blocks grow to 400 ms (a quarter of the wake-ups), and the
+        next :meth:`get_amplitude` brings 100 ms back at once (that one reading may be up to
+        400 ms old). A number keeps the block fixed. Ask for less only where a consumer needs
+        the audio sooner (live streaming): every block wakes micrec's capture and worker
+        threads once, so 20 ms blocks cost about three times the CPU of 100 ms ones, and on
+        PipeWire a block under 43 ms also makes the whole audio graph run in shorter cycles
+        (more CPU for every audio program).
 
     Notes
     -----
     Every parameter is also a read/write attribute; a change takes effect at the next
     :meth:`start_recording`. All methods may be called from any thread.
 
+    A take still open when the interpreter exits normally (the script returns, ``sys.exit()``)
+    is stopped and finalized by an :mod:`atexit` hook, registered while a session is open and
+    removed when it ends: the file is complete, as after :meth:`stop_recording`, and
+    ``on_state_changed`` gets STOPPED. A process killed by a signal gets no such chance; its
+    file is still readable up to the last flush (0.5 s).
+
     Examples
     --------
-    >>> rec = AudioRecorder(audio_encoder="flac", channels_num=1)          # doctest: +SKIP
-    >>> rec.start_recording("take.flac")                                   # doctest: +SKIP
-    >>> rec.stop_recording()                                               # doctest: +SKIP
+    >>> from micrec import AudioRecorder
+    >>> rec = AudioRecorder(audio_encoder="flac", channels_num=1)
+    >>> rec.start_recording("take.flac")
+    True
+    >>> rec.stop_recording()
     'take.flac'
     """
 
@@ -92,6 +138,12 @@ class AudioRecorder:
         *,
         backend: str | CaptureBackend | None = None,
         on_audio: Callable[[Any], Any] | None = None,
+        system_audio: bool | str = False,
+        mix_system_audio: bool = False,
+        until_silence: float | None = None,
+        wait_for_voice: bool = False,
+        segment_seconds: float | None = None,
+        blocksize: int | None = None,
     ) -> None:
         self.audio_encoder = audio_encoder
         self.sample_rate = sample_rate
@@ -104,11 +156,18 @@ class AudioRecorder:
         self.on_state_changed = on_state_changed
         self.backend = backend
         self.on_audio = on_audio
+        self.system_audio = system_audio
+        self.mix_system_audio = mix_system_audio
+        self.until_silence = until_silence
+        self.wait_for_voice = wait_for_voice
+        self.segment_seconds = segment_seconds
+        self.blocksize = blocksize
         self._lock = threading.RLock()
         self._session: Session | None = None
         self._paused = False
         self._events = EventDispatcher()
         self._last_error: BaseException | None = None
+        self._segment_paths: list[Path] = []
 
     # -- the session -------------------------------------------------------------------------
     def start_recording(self, output_path: str | os.PathLike[str], *, duration: float | None = None) -> bool:
@@ -131,7 +190,10 @@ class AudioRecorder:
         OutputError
             The file cannot be created (missing directory, not writable).
         DeviceNotFoundError, DeviceError
-            The device id is unknown or cannot be opened.
+            The device id (or the ``system_audio`` output id) is unknown or cannot be opened.
+        FeatureUnavailableError
+            A feature cannot work with this backend or platform (``system_audio``,
+            ``mix_system_audio`` and ``cancel_echo`` need a PulseAudio or PipeWire server).
         StateError
             A session is already open.
         """
@@ -149,21 +211,28 @@ class AudioRecorder:
             backend = get_backend(self.backend)
             listeners = [self.on_audio] if self.on_audio is not None else []
             self._session = Session.open(config, backend, self._session_ended, listeners)
+            atexit.register(self._stop_at_exit)
             self._paused = False
             self._last_error = None
-            self._emit(AudioRecorderState.RECORDING, config.path)
+            self._segment_paths = []
+            self._emit(AudioRecorderState.RECORDING, self._session.path)
             return True
 
     def stop_recording(self) -> str | None:
-        """Stop, finalize the file and return its path; None when no session is open."""
+        """Stop, finalize the file and return its path; None when no session is open.
+
+        With ``segment_seconds`` the path is the last segment's; :attr:`segment_paths` has all.
+        """
         with self._lock:
             session = self._session
             if session is None:
                 return None
             session.stop()
             self._session = None
+            atexit.unregister(self._stop_at_exit)
             self._paused = False
             self._last_error = session.error
+            self._segment_paths = session.segment_paths
             self._emit(AudioRecorderState.STOPPED, session.path, session.error)
             return str(session.path)
 
@@ -175,6 +244,8 @@ class AudioRecorder:
                 return
             session.cancel()
             self._session = None
+            self._segment_paths = []
+            atexit.unregister(self._stop_at_exit)
             self._paused = False
             self._emit(AudioRecorderState.STOPPED, session.path, session.error)
 
@@ -203,14 +274,17 @@ class AudioRecorder:
         """While paused, cut the take at ``position_milliseconds``: resume() records from there.
 
         Everything recorded after that position is discarded (tape punch-in). WAV, PCM16BITS
-        and FLAC cut at the exact sample; other encoders at the nearest preceding frame.
+        and FLAC cut at the exact sample; other encoders at the nearest preceding frame. With
+        ``segment_seconds`` the position is counted from the start of the take and must lie
+        in the open segment.
 
         Raises
         ------
         StateError
             Not paused.
         InvalidConfigError
-            The position is negative or beyond the end of the take.
+            The position is negative or beyond the end of the take, or (segments) before the
+            open segment's start.
         """
         with self._lock:
             if self._session is None or not self._paused:
@@ -291,13 +365,39 @@ class AudioRecorder:
         return 0 if session is None else session.overflows
 
     @property
+    def segment_paths(self) -> list[str]:
+        """The files of the current (or latest) take written with ``segment_seconds``, in order.
+
+        Empty when the take was one file or was cancelled.
+        """
+        session = self._session
+        paths = session.segment_paths if session is not None else self._segment_paths
+        return [str(p) for p in paths]
+
+    @property
+    def waiting_for_voice(self) -> bool:
+        """True while a ``wait_for_voice`` take has heard no voice yet (nothing is written)."""
+        session = self._session
+        return session is not None and not session.ended and session.waiting_for_voice
+
+    @property
+    def seconds_since_voice(self) -> float | None:
+        """Seconds of audio since the last voice (or the start), with ``until_silence`` or
+        ``wait_for_voice``; None otherwise, while waiting for the first voice, or when idle."""
+        session = self._session
+        return None if session is None or session.ended else session.seconds_since_voice()
+
+    @property
     def duration_ms(self) -> float:
         """Length of the take written so far, in milliseconds (0 when idle)."""
         session = self._session
         return 0.0 if session is None else session.frames_recorded * 1000 / session.rate
 
     def get_amplitude(self) -> Amplitude:
-        """Peak levels in dBFS: the latest ~50 ms and the session's highest; -160 when idle."""
+        """Peak levels in dBFS: the latest ~50 ms and the session's highest; -160 when idle.
+
+        Calling it keeps the capture blocks at their default 100 ms (see ``blocksize``).
+        """
         session = self._session
         if session is None or session.ended:
             return Amplitude()
@@ -310,6 +410,13 @@ class AudioRecorder:
     def get_input_devices(self) -> dict[str, str]:
         """``{device_id: label}`` of the capture devices present now."""
         return {d.id: d.label for d in list_input_devices(self.backend)}
+
+    def get_output_devices(self) -> dict[str, str]:
+        """``{output_id: label}`` of the outputs whose sound can be recorded (``system_audio``).
+
+        Empty where the backend cannot record outputs (PortAudio, the test backend).
+        """
+        return {d.id: d.label for d in list_output_devices(self.backend)}
 
     def has_permission(self) -> bool:
         """Whether a capture device (``device``, or the default) can be opened now."""
@@ -378,9 +485,51 @@ class AudioRecorder:
         if duration is not None and not (isinstance(duration, int | float) and duration > 0):
             raise InvalidConfigError(f"duration={duration!r} must be a positive number of seconds",
                                      value=duration, name="duration")
+        system_audio, output = self._validated_system_audio()
         return SessionConfig(encoder, path, rate, channels, bit_rate, self.device,
                              bool(self.auto_gain), bool(self.suppress_noise), bool(self.cancel_echo),
-                             None if duration is None else float(duration))
+                             None if duration is None else float(duration), system_audio=system_audio,
+                             output=output, mix_system_audio=bool(self.mix_system_audio),
+                             until_silence=_seconds_setting("until_silence", self.until_silence),
+                             wait_for_voice=bool(self.wait_for_voice),
+                             segment_seconds=_seconds_setting("segment_seconds", self.segment_seconds),
+                             blocksize=self._validated_blocksize(rate))
+
+    def _validated_system_audio(self) -> tuple[bool, str | None]:
+        """(record an output, which one: None for the default) from ``system_audio``."""
+        value = self.system_audio
+        if value is None or isinstance(value, bool):
+            system_audio, output = bool(value), None
+        elif isinstance(value, str) and value:
+            system_audio, output = True, value
+        else:
+            raise InvalidConfigError(f"system_audio={value!r}: use True (the default output), False, or "
+                                     "an output id from get_output_devices()", value=value, name="system_audio")
+        if system_audio and self.mix_system_audio:
+            raise InvalidConfigError("system_audio records an output instead of the microphone and "
+                                     "mix_system_audio mixes the default output into it: set one of them",
+                                     value=value, name="system_audio")
+        if system_audio and self.cancel_echo:
+            raise InvalidConfigError("cancel_echo removes what the output plays from the microphone; with "
+                                     "system_audio there is no microphone to clean: set cancel_echo=False",
+                                     value=value, name="cancel_echo")
+        return system_audio, output
+
+    def _stop_at_exit(self) -> None:
+        # Registered while a session is open: a script that returns without stop_recording()
+        # gets its file finalized, and its STOPPED handler run, as with the context manager.
+        self.stop_recording()
+        self._events.wait_idle(_EXIT_EVENT_WAIT)
+
+    def _validated_blocksize(self, rate: int) -> int | None:
+        if self.blocksize is None:
+            return None
+        frames = _int_setting("blocksize", self.blocksize)
+        if not 0 < frames <= rate * 10:
+            raise InvalidConfigError(
+                f"blocksize={self.blocksize!r} must be a number of frames from 1 to {rate * 10} (10 s at "
+                f"{rate} Hz), or None for 100 ms", value=self.blocksize, name="blocksize")
+        return frames
 
     def _session_ended(self, session: Session) -> None:
         # Called on the worker thread after a fault (or the configured duration) ended the
@@ -393,8 +542,10 @@ class AudioRecorder:
             if self._session is not session:
                 return  # stop_recording() got there first and reported it
             self._session = None
+            atexit.unregister(self._stop_at_exit)
             self._paused = False
             self._last_error = session.error
+            self._segment_paths = session.segment_paths
             self._emit(AudioRecorderState.STOPPED, session.path, session.error)
 
     def _emit(self, state: AudioRecorderState, path: Path, error: BaseException | None = None) -> None:
@@ -416,6 +567,26 @@ def _int_setting(name: str, value: Any) -> int:
             pass
         raise InvalidConfigError(f"{name}={value!r} must be a whole number", value=value, name=name)
     return value
+
+
+def list_output_devices(backend: str | CaptureBackend | None = None) -> list[OutputDevice]:
+    """The outputs whose sound can be recorded now, with the default marked (``is_default``)."""
+    from .backends import get_backend
+    from .backends.outputs import list_outputs
+
+    try:
+        return list_outputs(get_backend(backend))
+    except Exception:  # noqa: BLE001 - no backend: no outputs
+        return []
+
+
+def _seconds_setting(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise InvalidConfigError(f"{name}={value!r} must be a positive number of seconds (or None)",
+                                 value=value, name=name)
+    return float(value)
 
 
 def list_input_devices(backend: str | CaptureBackend | None = None) -> list[InputDevice]:

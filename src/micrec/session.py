@@ -8,6 +8,7 @@ on the worker: the file is finalized with what was captured and ``on_end`` is to
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -21,10 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import encoders
+from ._pacing import BlockPacer, needs_blocks_soon, pacer_for
 from .backends import CaptureBackend, StreamSpec
+from .backends.outputs import check_output, monitor_channels
 from .dsp import build_voice_processing
 from .dsp.convert import build_converter
-from .errors import MicrecError, OutputError
+from .dsp.mix import build_system_mix
+from .errors import MicrecError, OutputError, StateError
 from .types import AudioEncoder
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from .backends import CaptureStream
+    from .dsp.vad import VoiceGate
     from .encoders import Encoder
 
     Block = npt.NDArray[np.int16]
@@ -40,10 +45,12 @@ __all__ = ["CaptureQueue", "Session", "SessionConfig"]
 
 log = logging.getLogger("micrec")
 
-#: Capture block length. Every block wakes two Python threads (capture and worker), and those
-#: wake-ups, not the work, are most of micrec's CPU: 50 ms costs 0.6x of 20 ms (see
-#: docs/benchmarks.md) and keeps stop prompt (the reader finishes at most one block).
-BLOCK_MS = 50
+#: Capture block length (default; ``AudioRecorder(blocksize=...)`` asks for another). Every
+#: block wakes two Python threads (capture and worker), and those wake-ups, not the work, are
+#: most of micrec's CPU (see docs/benchmarks.md). The first block is shorter (10 ms on the Pulse
+#: backend), so that audio flows at once; a stop delivers the partial block captured so far.
+#: While nobody reads levels or blocks, the blocks grow to 400 ms (:mod:`._pacing`).
+BLOCK_MS = 100
 #: Seconds of audio the queue holds before blocks are dropped (and counted as overflows).
 QUEUE_SECONDS = 10
 #: How often the encoder is asked to make its file readable by others (header updates).
@@ -67,6 +74,20 @@ class SessionConfig:
     cancel_echo: bool = False
     #: Seconds of audio after which the session ends by itself (None: until stopped).
     duration: float | None = None
+    #: Record what an output plays (its monitor) instead of the microphone.
+    system_audio: bool = False
+    #: The output for ``system_audio``: an id from ``list_outputs()``; None is the default output.
+    output: str | None = None
+    #: Mix what the default output plays into the microphone's take.
+    mix_system_audio: bool = False
+    #: Seconds without voice after which the session ends by itself (None: never).
+    until_silence: float | None = None
+    #: Start the file 300 ms before the first voice.
+    wait_for_voice: bool = False
+    #: Write the take as files of this many seconds each (None: one file).
+    segment_seconds: float | None = None
+    #: Frames per block at ``sample_rate`` (None: :data:`BLOCK_MS`).
+    blocksize: int | None = None
 
 
 class _Command:
@@ -91,7 +112,7 @@ class _Stop(_Command):
 
 
 class _LimitReached(Exception):
-    """The take has the configured duration: the session ends normally."""
+    """The take has the configured duration (or silence): the session ends normally."""
 
 
 class _Fault:
@@ -106,19 +127,59 @@ class CaptureQueue:
 
     ``push`` is all an audio callback does: one C-level queue put (or a counted drop when the
     worker is more than :data:`QUEUE_SECONDS` behind, or while paused).
+
+    A pause cuts at the moment :meth:`pause` and :meth:`resume` were called, on the capture
+    clock: a block that carries its ``capture_time`` keeps the frames captured before the
+    pause and after the resume, whatever its length. Blocks without one are dropped whole
+    while paused.
     """
 
     def __init__(self, max_blocks: int) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.max_blocks = max_blocks
-        self.paused = False
         self.closed = False
         self.overflows = 0
         self.dropped_frames = 0
+        #: The capture stream's rate (set by the session): frames per second of capture time.
+        self.rate: int | None = None
+        self._pause: tuple[float, float] | None = None  # the latest (pause, resume), time.monotonic()
 
-    def push(self, block: Block, *, wait: bool = False) -> None:
-        if self.paused or self.closed:
+    def pause(self) -> None:
+        self._pause = (time.monotonic(), math.inf)
+
+    def resume(self) -> None:
+        if self._pause is not None:
+            self._pause = (self._pause[0], time.monotonic())
+
+    @property
+    def paused(self) -> bool:
+        return self._pause is not None and self._pause[1] == math.inf
+
+    @property
+    def paused_at(self) -> float | None:
+        """When the latest pause began (time.monotonic()), or None."""
+        return None if self._pause is None else self._pause[0]
+
+    def push(self, block: Block, *, wait: bool = False, capture_time: float | None = None) -> None:
+        if self.closed:
             return
+        pause, rate = self._pause, self.rate
+        if pause is None or capture_time is None or rate is None:
+            if pause is None or pause[1] != math.inf:  # not paused: no cut to make
+                self._put(block, wait, capture_time)
+            return
+        frames = len(block)
+        before = min(frames, max(0, round((pause[0] - capture_time) * rate)))
+        after = frames if pause[1] == math.inf else min(frames, max(0, round((pause[1] - capture_time) * rate)))
+        if before >= frames or after <= 0:  # all of it before the pause, or all after the resume
+            self._put(block, wait, capture_time)
+            return
+        if before:
+            self._put(block[:before], wait, capture_time)
+        if after < frames:
+            self._put(block[after:], wait, capture_time + after / rate)
+
+    def _put(self, block: Block, wait: bool, capture_time: float | None) -> None:
         q = self._queue
         if q.qsize() >= self.max_blocks:
             if not wait:
@@ -126,7 +187,7 @@ class CaptureQueue:
                 return
             while q.qsize() >= self.max_blocks and not self.closed:
                 time.sleep(0.001)
-        q.put(block)
+        q.put(block if capture_time is None else (block, capture_time))
 
     def overflow(self, frames: int = 0) -> None:
         self._count_drop(frames)
@@ -137,8 +198,14 @@ class CaptureQueue:
     def put_command(self, command: Any) -> None:
         self._queue.put(command)
 
-    def get(self) -> Any:
-        return self._queue.get()
+    def get(self, timeout: float | None = None) -> Any:
+        """The next item, or None when ``timeout`` seconds pass without one."""
+        if timeout is None:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
 
     def _count_drop(self, frames: int) -> None:
         self.overflows += 1
@@ -153,9 +220,8 @@ class Session:
 
     def __init__(self, config: SessionConfig, stream: CaptureStream, sink: CaptureQueue,
                  encoder: Encoder, processors: list[Any],
-                 on_end: Callable[[Session], None]) -> None:
+                 on_end: Callable[[Session], None], *, gate: VoiceGate | None = None) -> None:
         self.config = config
-        self.path = config.path
         self.rate = encoder.rate
         self.channels = encoder.channels
         self.error: BaseException | None = None
@@ -166,13 +232,20 @@ class Session:
         self._sink = sink
         self._encoder = encoder
         self._processors = processors
+        self._gate = gate
         self._on_end = on_end
         self._stream_closed = False
         self._stream_lock = threading.Lock()
-        self._peaks = _PeakWindow(self.rate * _LEVEL_WINDOW_MS // 1000)
+        self._level_frames = self.rate * _LEVEL_WINDOW_MS // 1000
+        self._peaks = _PeakWindow(self._level_frames)
+        # Processors that pair blocks by time (the echo canceller) are told each block's.
+        self._timed = [p for p in processors if hasattr(p, "set_capture_time")]
         self._current_peak = 0
         self._max_peak = 0
+        self._pacer: BlockPacer | None = None
+        self._seek_fence = -math.inf  # see _run_command
         self._worker = threading.Thread(target=self._run, name="micrec-worker", daemon=True)
+        self._output_identity = _identity(self.path)
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -189,20 +262,38 @@ class Session:
         voice = build_voice_processing(rate, channels, auto_gain=config.auto_gain,
                                        suppress_noise=config.suppress_noise,
                                        cancel_echo=config.cancel_echo, backend=backend)
+        mix = build_system_mix(rate, channels, backend) if config.mix_system_audio else None
+        monitored = check_output(backend, config.output, "system_audio") if config.system_audio else None
+        gate = _voice_gate(config, rate, channels)
         _check_output_path(config.path)
-        sink = CaptureQueue(max_blocks=QUEUE_SECONDS * 1000 // BLOCK_MS)
-        spec = StreamSpec(config.device, rate, channels, rate * BLOCK_MS // 1000)
-        stream = backend.open(spec, sink)
+        block_frames = _block_frames(config, rate)
+        sink = CaptureQueue(max_blocks=max(1, QUEUE_SECONDS * rate // block_frames))
+        if monitored is not None:
+            outputs, output = monitored
+            spec = StreamSpec(output.id, rate, monitor_channels(output, channels), block_frames)
+            stream = outputs.open_monitor(spec, sink)
+        else:
+            spec = StreamSpec(config.device, rate, channels, block_frames)
+            stream = backend.open(spec, sink)
+        sink.rate = stream.rate
         try:
-            encoder = _create_encoder(encoder_cls, config.path, rate, channels, config.bit_rate)
+            encoder = _open_encoder(encoder_cls, config, rate, channels)
         except BaseException:
             stream.close()
             raise
         processors = build_converter(stream.rate, stream.channels, rate, channels)
+        if mix is not None:
+            processors.append(mix.clock)  # before the echo canceller holds any audio back
         if voice is not None:
             processors.append(voice)
-        session = cls(config, stream, sink, encoder, processors, on_end)
+        if mix is not None:
+            processors.append(mix)
+        session = cls(config, stream, sink, encoder, processors, on_end, gate=gate)
         session.block_listeners.extend(listeners or ())
+        if config.blocksize is None and voice is None and mix is None and gate is None:
+            # Nothing reacts to the audio as it comes: the blocks may grow while nobody reads.
+            session._pacer = pacer_for(stream, round(block_frames * stream.rate / rate),
+                                       lambda: any(map(needs_blocks_soon, session.block_listeners)))
         session._worker.start()
         try:
             for processor in processors:
@@ -220,11 +311,17 @@ class Session:
 
     # -- control (any thread but the worker) -------------------------------------------------
     def pause(self) -> None:
-        self._sink.paused = True
+        self._sink.pause()
         self._current_peak = 0
+        self._touch()
 
     def resume(self) -> None:
-        self._sink.paused = False
+        self._sink.resume()
+        self._touch()  # the caller watches the take: its length moves on in short blocks again
+
+    def _touch(self) -> None:
+        if self._pacer is not None:
+            self._pacer.touch()
 
     def seek(self, position_ms: float) -> int:
         """Cut the take at ``position_ms``; returns the frame it now ends at."""
@@ -233,27 +330,53 @@ class Session:
 
     def stop(self) -> None:
         """Stop capture, write every block already captured, and finalize the file."""
-        self._close_stream()
+        self._close_stream(keep_tail=True)
         if self._worker.is_alive():
             self._sink.put_command(_Stop())
             self._worker.join()
 
     def cancel(self) -> None:
         self.stop()
-        self.path.unlink(missing_ok=True)
+        self._encoder.abort()  # deletes the file (every segment of a segmented take)
 
     def _call(self, command: _Command) -> Any:
         if not self._worker.is_alive():
-            raise self.error or MicrecError("the session has ended")
+            raise self._ended_error("the session has ended")
         self._sink.put_command(command)
         while not command.done.wait(0.1):
             if not self._worker.is_alive():
-                raise self.error or MicrecError("the session ended before the command ran")
+                raise self._ended_error("the session ended before the command ran")
         if command.error is not None:
             raise command.error
         return command.result
 
+    def _ended_error(self, what: str) -> BaseException:
+        if self.error is not None:
+            return self.error
+        # Blocks captured before a pause are still written after it, so a take can reach its
+        # duration (or its gate's end) while paused: it ended normally, as after stop().
+        why = "it reached its configured end" if self.reached_duration else "it was stopped"
+        return StateError(f"{what} ({why}): the take is complete")
+
     # -- readings ----------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """The file being written (with segments: the open segment's)."""
+        return self._encoder.path
+
+    @property
+    def segment_paths(self) -> list[Path]:
+        """Every segment's file so far, or empty when the take is one file."""
+        return list(getattr(self._encoder, "segment_paths", ()))
+
+    @property
+    def waiting_for_voice(self) -> bool:
+        return self._gate is not None and self._gate.waiting
+
+    def seconds_since_voice(self) -> float | None:
+        """Seconds of audio since the last voice (or the start); None without a voice gate or while waiting."""
+        return None if self._gate is None else self._gate.seconds_since_voice()
+
     @property
     def frames_recorded(self) -> int:
         return self._encoder.frames_written
@@ -267,7 +390,8 @@ class Session:
         return self._sink.dropped_frames
 
     def levels(self) -> tuple[float, float]:
-        """(current, max) peak levels in dBFS."""
+        """(current, max) peak levels in dBFS; a reader keeps the blocks short (see :mod:`._pacing`)."""
+        self._touch()
         return _dbfs(self._current_peak), _dbfs(self._max_peak)
 
     @property
@@ -280,25 +404,51 @@ class Session:
 
         ndarray, get, consume, encoder = np.ndarray, self._sink.get, self._consume, self._encoder
         # Flush every FLUSH_INTERVAL of wall time or of audio, whichever comes first: after a
-        # stall the device delivers a burst, and the file must keep up with the audio too.
+        # stall the device delivers a burst, and the file must keep up with the audio too. The
+        # wait for the next item ends at the flush time, so a stalled input (a browser that
+        # stops sending, a suspended source) still gets its header written; with nothing new
+        # since the last flush the worker sleeps until the next item.
+        #
+        # The first blocks are flushed at once, so that the file holds audio from the start. A
+        # flush due before the next block would come is done with this one: the worker then
+        # wakes once per block, not again for the flush timer.
         flush_frames = int(self.rate * FLUSH_INTERVAL)
-        next_flush, next_flush_frame = time.monotonic() + FLUSH_INTERVAL, flush_frames
+        next_flush, next_flush_frame = time.monotonic() + FLUSH_INTERVAL, 1  # the first block
+        flushed = encoder.frames_written
+        stream_rate = self._stream.rate
         try:
             while True:
-                item = get()
+                timeout = None if encoder.frames_written == flushed else next_flush - time.monotonic()
+                item = get(timeout)
+                capture_time = None
+                if type(item) is tuple:  # (block, capture_time)
+                    item, capture_time = item
                 if type(item) is ndarray:
-                    consume(item)
-                    now = time.monotonic()
-                    if now >= next_flush or encoder.frames_written >= next_flush_frame:
-                        encoder.flush()
-                        next_flush = now + FLUSH_INTERVAL
-                        next_flush_frame = encoder.frames_written + flush_frames
+                    if capture_time is not None and capture_time < self._seek_fence:
+                        continue  # captured before the pause that a seek cut: the cut ends the take there
+                    consume(item, capture_time)
+                    if self._pacer is not None:
+                        self._pacer.block_done()
+                    if encoder.frames_written < next_flush_frame and \
+                            time.monotonic() + len(item) / stream_rate < next_flush:
+                        continue
+                elif item is None:  # the flush time passed with no item
+                    pass
                 elif isinstance(item, _Stop):
                     break
                 elif isinstance(item, _Fault):
+                    self._keep_what_was_captured()
                     raise item.error
                 else:
                     self._run_command(item)
+                    continue
+                if encoder.frames_written != flushed:
+                    self._flush()
+                flushed = encoder.frames_written
+                next_flush = time.monotonic() + FLUSH_INTERVAL
+                # Within the first FLUSH_INTERVAL of audio every block is flushed: a lossy
+                # encoder's first packet needs a few blocks (AAC: its priming and a frame).
+                next_flush_frame = flushed + (1 if flushed < flush_frames else flush_frames)
             self._drain_processors()
         except _LimitReached:
             self.reached_duration = True
@@ -308,17 +458,68 @@ class Session:
         finally:
             self._finish()
 
-    def _consume(self, block: Block) -> None:
+    def _flush(self) -> None:
+        self._check_output_file()  # first: FLAC's header update opens the file by its name
+        self._encoder.flush()
+
+    def _check_output_file(self) -> None:
+        # On Linux a file deleted (or whose directory is removed) mid-take takes the writes
+        # without complaint, into an inode that vanishes at close: the take would be lost
+        # silently. One stat per flush notices it.
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            now = None
+        if now == self._output_identity:
+            return
+        if now is not None and now[0] != self._output_identity[0]:  # a new segment's file
+            self._output_identity = now
+            return
+        seconds = self._encoder.frames_written / self.rate
+        if now is not None:
+            what = "was replaced by another file"
+        elif not self.path.parent.exists():
+            what = f"was removed with its directory {str(self.path.parent)!r}"
+        else:
+            what = "was deleted"
+        raise OutputError(f"the output file {str(self.path)!r} {what} while recording: the take ended after "
+                          f"{seconds:.2f} s, and what was written went with the deleted file", path=self.path,
+                          errno=errno.ENOENT)
+
+    def _consume(self, block: Block, capture_time: float | None = None) -> None:
+        if capture_time is not None:
+            for processor in self._timed:
+                processor.set_capture_time(capture_time)
         for processor in self._processors:
             block = processor.process(block)
         if not len(block):
             return
-        hi, lo = int(block.max()), int(block.min())
-        peak = hi if hi >= -lo else -lo
-        self._current_peak = self._peaks.add(peak, len(block))
+        self._measure(block)
+        if self._gate is None:
+            self._write(block)
+        else:
+            self._write_gated(self._gate.process(block))
+
+    def _write_gated(self, block: Block) -> None:
+        if len(block):
+            self._write(block)
+        if self._gate is not None and self._gate.ended:
+            raise _LimitReached
+
+    def _measure(self, block: Block) -> None:
+        """The level meter: the peak of the latest ~50 ms, even inside a longer block."""
+        window = self._level_frames
+        if len(block) > window:
+            head = _peak(block[:-window])
+            peak = _peak(block[-window:])
+            self._peaks.add(head, len(block) - window)
+            self._current_peak = self._peaks.add(peak, window)
+            peak = max(peak, head)
+        else:
+            peak = _peak(block)
+            self._current_peak = self._peaks.add(peak, len(block))
         if peak > self._max_peak:
             self._max_peak = peak
-        self._write(block)
 
     def _write(self, block: Block) -> None:
         if self._max_frames is not None:
@@ -326,7 +527,11 @@ class Session:
             block = block[:room]
             if not len(block):
                 raise _LimitReached
-        self._encoder.write(block)
+        try:
+            self._encoder.write(block)
+        except OutputError:
+            self._check_output_file()  # a deleted or replaced file is the cause to report
+            raise
         for listener in self.block_listeners:
             try:
                 listener(block)
@@ -334,6 +539,13 @@ class Session:
                 log.exception("micrec: block listener failed")
         if self._max_frames is not None and self._encoder.frames_written >= self._max_frames:
             raise _LimitReached
+
+    def _keep_what_was_captured(self) -> None:
+        """Before a capture fault ends the take: the converters still hold audio from before it."""
+        try:
+            self._drain_processors()
+        except Exception as exc:  # noqa: BLE001 - the capture fault is the one to report
+            log.warning("micrec: writing the last converted audio of %s failed: %s", self.path, exc)
 
     def _drain_processors(self) -> None:
         tail = None
@@ -345,13 +557,26 @@ class Session:
                 import numpy as np
 
                 tail = held if tail is None or not len(tail) else np.concatenate([tail, held])
-        if tail is not None and len(tail):
+        if self._gate is not None:
+            import numpy as np
+
+            parts = [self._gate.process(tail)] if tail is not None and len(tail) else []
+            parts.append(self._gate.flush())  # empty once the gate has ended the take
+            self._write_gated(np.concatenate(parts))
+        elif tail is not None and len(tail):
             self._write(tail)
 
     def _run_command(self, command: _Command) -> None:
         try:
             if isinstance(command, _Seek):
+                if self._gate is not None:
+                    self._write_gated(self._gate.flush())  # what was held back precedes the cut
                 command.result = self._encoder.seek(command.frame)
+                # Blocks captured before the pause may still be on their way (a pause cuts by
+                # capture time): after the cut, only audio from after the resume belongs.
+                paused_at = self._sink.paused_at
+                self._seek_fence = -math.inf if paused_at is None else paused_at
+                self._output_identity = _identity(self.path)  # a seek may write the file afresh
         except BaseException as exc:  # noqa: BLE001 - handed back to the caller
             command.error = exc
         finally:
@@ -375,16 +600,23 @@ class Session:
         if self.error is not None or self.reached_duration:
             self._on_end(self)
 
-    def _close_stream(self) -> None:
+    def _close_stream(self, keep_tail: bool = False) -> None:
+        """Close the capture stream; with ``keep_tail``, what it delivers while closing is kept.
+
+        The worker closes without the tail: a stream still pushing (``wait=True``) into a full
+        queue would wait for the worker forever.
+        """
         with self._stream_lock:
             if self._stream_closed:
                 return
             self._stream_closed = True
-            self._sink.closed = True
+            if not keep_tail:
+                self._sink.closed = True
         try:
             self._stream.close()
         except Exception as exc:  # noqa: BLE001
             log.warning("micrec: closing the capture stream failed: %s", exc)
+        self._sink.closed = True
 
 
 class _PeakWindow:
@@ -402,6 +634,23 @@ class _PeakWindow:
         while self._total - blocks[0][1] >= self._frames:
             self._total -= blocks.popleft()[1]
         return max(p for p, _ in blocks)
+
+
+def _identity(path: Path) -> tuple[Path, int, int]:
+    info = os.stat(path)
+    return path, info.st_dev, info.st_ino
+
+
+def _peak(block: Block) -> int:
+    hi, lo = int(block.max()), int(block.min())
+    return hi if hi >= -lo else -lo
+
+
+def _block_frames(config: SessionConfig, rate: int) -> int:
+    """Frames per capture block at ``rate`` (the encoder's, which may differ from the configured)."""
+    if config.blocksize is None:
+        return rate * BLOCK_MS // 1000
+    return max(1, round(config.blocksize * rate / config.sample_rate))
 
 
 def _dbfs(peak: int) -> float:
@@ -422,6 +671,26 @@ def _check_output_path(path: Path) -> None:
     if not os.access(parent, os.W_OK):
         raise OutputError(f"the directory {str(parent)!r} is not writable; choose another output_path",
                           path=path)
+
+
+def _voice_gate(config: SessionConfig, rate: int, channels: int) -> VoiceGate | None:
+    if config.until_silence is None and not config.wait_for_voice:
+        return None
+    from .dsp.vad import VoiceGate
+
+    return VoiceGate(rate, channels, until_silence=config.until_silence, wait_for_voice=config.wait_for_voice)
+
+
+def _open_encoder(encoder_cls: type[Encoder], config: SessionConfig, rate: int, channels: int) -> Encoder:
+    if config.segment_seconds is None:
+        return _create_encoder(encoder_cls, config.path, rate, channels, config.bit_rate)
+    from .encoders.segmented import SegmentedEncoder
+
+    def open_segment(path: Path) -> Encoder:
+        return _create_encoder(encoder_cls, path, rate, channels, config.bit_rate)
+
+    return SegmentedEncoder(open_segment, config.path, rate, channels, config.bit_rate,
+                            max(1, round(config.segment_seconds * rate)))
 
 
 def _create_encoder(encoder_cls: type[Encoder], path: Path, rate: int, channels: int,

@@ -11,6 +11,7 @@ __all__ = [
     "AudioRecorderState",
     "AudioRecorderStateChangeEvent",
     "InputDevice",
+    "OutputDevice",
 ]
 
 
@@ -71,6 +72,20 @@ class InputDevice:
     label: str
     is_default: bool = False
     backend: str = ""
+
+
+@dataclass(frozen=True)
+class OutputDevice:
+    """An output whose sound can be recorded: ``id`` is what ``AudioRecorder(system_audio=...)`` takes.
+
+    ``channels`` is the output's own channel count (0: unknown).
+    """
+
+    id: str
+    label: str
+    is_default: bool = False
+    backend: str = ""
+    channels: int = 0
 
 
 @dataclass(frozen=True)

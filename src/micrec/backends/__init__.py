@@ -17,6 +17,7 @@ from .testing import TestBackend
 __all__ = ["BACKEND_NAMES", "BlockSink", "CaptureBackend", "CaptureStream", "StreamSpec",
            "TestBackend", "get_backend"]
 
+#: The names ``AudioRecorder(backend=...)`` and :func:`get_backend` accept.
 BACKEND_NAMES = ("auto", "pulse", "portaudio")
 
 

@@ -2,7 +2,9 @@
 
 A backend lists devices and opens a :class:`CaptureStream` for a :class:`StreamSpec`. The
 stream delivers blocks of interleaved int16 samples, shaped ``(frames, channels)``, to a
-:class:`BlockSink` from its own thread or audio callback. A backend does nothing else: no
+:class:`BlockSink` from its own thread or audio callback, each with the time its first frame
+was captured where the backend knows it (``capture_time``, seconds on the
+:func:`time.monotonic` clock, so that blocks of two streams can be paired). A backend does nothing else: no
 resampling, no levels, no files. It may open the device at another rate or channel count
 than asked (``stream.rate`` / ``stream.channels`` say which); the pipeline converts.
 """
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
     from ..types import InputDevice
 
-__all__ = ["BlockSink", "CaptureBackend", "CaptureStream", "StreamSpec"]
+__all__ = ["BlockSink", "CaptureBackend", "CaptureStream", "ResizableStream", "StreamSpec"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,14 @@ class StreamSpec:
 class BlockSink(Protocol):
     """Where a stream delivers its blocks. Every method is cheap and never blocks (but see ``wait``)."""
 
-    def push(self, block: npt.NDArray[np.int16], *, wait: bool = False) -> None:
+    def push(self, block: npt.NDArray[np.int16], *, wait: bool = False,
+             capture_time: float | None = None) -> None:
         """Hand over one block; the sink owns it afterwards (the caller must not reuse it).
 
         With ``wait=True`` (offline sources only) the call waits for room instead of counting
-        an overflow.
+        an overflow. ``capture_time`` is when the block's first frame was captured, on the
+        :func:`time.monotonic` clock (None: unknown). Consecutive blocks of a stream are placed
+        end to end; a jump marks audio lost in between.
         """
 
     def overflow(self, frames: int = 0) -> None:
@@ -68,6 +73,22 @@ class CaptureStream(Protocol):
     def start(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ResizableStream(CaptureStream, Protocol):
+    """A capture stream whose block size can change while it runs (optional for backends).
+
+    The pipeline lengthens the blocks of a take that nobody reads levels or blocks from (fewer
+    wake-ups) and shortens them again when someone does.
+    """
+
+    def set_block_frames(self, frames: int) -> None:
+        """Deliver blocks of ``frames`` from the next one on (sooner, if that is shorter).
+
+        Any thread; cheap; never blocks.
+        """
+        ...
 
 
 @runtime_checkable

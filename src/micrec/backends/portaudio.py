@@ -8,6 +8,7 @@ device's own rate and channel count and the pipeline resamples and remixes.
 from __future__ import annotations
 
 import threading
+from time import monotonic
 from typing import Any
 
 from .._lazy import require
@@ -106,7 +107,9 @@ class _PortAudioStream:
     def _callback(self, indata: Any, frames: int, time: Any, status: Any) -> None:
         if status.input_overflow:
             self._sink.overflow()
-        self._sink.push(indata.copy())
+        # PortAudio's own timestamps run on a clock of the host API's; the block's arrival is
+        # on the monotonic clock the other streams use.
+        self._sink.push(indata.copy(), capture_time=monotonic() - frames / self.rate)
 
     def _finished(self) -> None:
         if not self._closing.is_set():

@@ -1,9 +1,23 @@
 """Capture from a PulseAudio server, or PipeWire through pipewire-pulse.
 
-Listing uses pulsectl (libpulse's introspection API); capture uses libpulse-simple through
-pasimple, read on a thread of its own in blocks of ``spec.block_frames``. The server opens the
-source at whatever rate and channel count the stream asks for (it resamples and remixes), so
-the stream always runs at the configured format and the pipeline converts nothing.
+Listing uses pulsectl (libpulse's introspection API). Capture is a record stream on libpulse's
+asynchronous API (:mod:`._libpulse`, ctypes on the system's libpulse.so.0), driven by a
+non-threaded main loop on the stream's own thread and read with peek/drop as parecord reads:
+one thread per stream, none of libpulse's. The server opens the source at whatever rate and
+channel count the stream asks for (it resamples and remixes), so the stream always runs at
+the configured format and the pipeline converts nothing.
+
+Blocks: the first one is short (:data:`FIRST_BLOCK_MS`) so that audio flows at once; then the
+stream's fragment is raised to ``spec.block_frames`` with ``pa_stream_set_buffer_attr``, so
+that the server sends one packet per block. With ``PA_STREAM_ADJUST_LATENCY`` the fragment
+also sets the source's latency (PulseAudio) and the stream's ``node.latency`` (PipeWire): at
+the default 100 ms block PipeWire's graph keeps its default quantum.
+
+Capture time: every block is pushed with ``capture_time``, when its first frame was captured
+on the ``time.monotonic()`` clock, from the server's timing reports (see :class:`_Timeline`).
+A named device is opened with ``PA_STREAM_DONT_MOVE``: when it goes away the server ends the
+stream and the take ends with DeviceLostError (with ``device=None`` the stream follows the
+default, as desktop apps do). A lost server connection ends it the same way.
 
 Monitors of outputs are not microphones: they are left out of the device list (they can still
 be named with ``device=`` explicitly).
@@ -11,33 +25,46 @@ be named with ``device=`` explicitly).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import threading
-from dataclasses import replace
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._lazy import require
 from ..errors import DeviceError, DeviceLostError, DeviceNotFoundError, FeatureUnavailableError
-from ..types import InputDevice
+from ..types import InputDevice, OutputDevice
+from . import _libpulse
 from .base import BlockSink, StreamSpec
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["PulseBackend", "server_reachable"]
+__all__ = ["FIRST_BLOCK_MS", "PulseBackend", "server_reachable"]
 
 _PA_INVALID_INDEX = 0xFFFFFFFF
-_FIRST_BLOCK_MS = 20
+#: Length of a stream's first block (its first fragment), whatever the steady block.
+FIRST_BLOCK_MS = 10
+#: Longest wait for the server while a stream is being opened.
+CONNECT_TIMEOUT = 5.0
+#: A block whose capture time the server puts this much after the end of the previous one
+#: follows audio that the server dropped (an overrun); smaller differences are timing jitter.
+GAP_SECONDS = 0.08
+#: How much later than the next block should be complete the reader looks for it (packets
+#: arrive a little after the audio in them was captured); it looks again as late if not.
+RETRY_SECONDS = 0.005
+#: Most main-loop iterations one wake-up runs to take in what the server sent meanwhile (a
+#: packet each, about; a guard against a source of events that never runs dry).
+_MAX_ITERATIONS = 100_000
+#: Share of the difference between the server's estimate and the continuous timeline that
+#: each block corrects (the device clock drifts against the system's).
+CLOCK_SLEW = 0.05
+_CONTEXT_SETTLED = (_libpulse.CONTEXT_READY, _libpulse.CONTEXT_FAILED, _libpulse.CONTEXT_TERMINATED)
+_STREAM_SETTLED = (_libpulse.STREAM_READY, _libpulse.STREAM_FAILED, _libpulse.STREAM_TERMINATED)
 
 
 def _pulsectl() -> Any:
     return require("pulsectl", extra="pulse")
-
-
-def _pasimple() -> Any:
-    return require("pasimple", extra="pulse")
 
 
 def server_reachable() -> bool:
@@ -98,21 +125,24 @@ class PulseBackend:
         return [InputDevice(s.name, s.description, s.name == default, self.name)
                 for s in sources if s.monitor_of_sink == _PA_INVALID_INDEX]
 
+    def list_outputs(self) -> list[OutputDevice]:
+        """The outputs (sinks) whose sound can be recorded through their monitor, the default marked."""
+        try:
+            with _pulsectl().Pulse(f"{self.app_name}-list", server=self.server) as pulse:
+                sinks = list(pulse.sink_list())
+                default = pulse.server_info().default_sink_name
+        except Exception:  # noqa: BLE001 - no server: no outputs
+            return []
+        return [OutputDevice(s.name, s.description, s.name == default, self.name, s.channel_count)
+                for s in sinks if s.monitor_source != _PA_INVALID_INDEX]
+
     def _known_sources(self) -> tuple[set[str], str | None]:
         sources, default = self._introspect()
         return {s.name for s in sources}, default
 
     def can_capture(self, device: str | None) -> bool:
         try:
-            names, default = self._known_sources()
-            target = device or default
-            if not target or target not in names:
-                return False
-            pasimple = _pasimple()
-            probe = pasimple.PaSimple(pasimple.PA_STREAM_RECORD, pasimple.PA_SAMPLE_S16LE, 1, 16000,
-                                      self.app_name, "permission probe", server_name=self.server,
-                                      device_name=target, fragsize=640)
-            probe.close()
+            _PulseStream(self, StreamSpec(device, 16000, 1, 320), _NullSink()).close()
             return True
         except Exception:  # noqa: BLE001 - the contract: False, never an exception
             return False
@@ -146,111 +176,419 @@ class PulseBackend:
         Raises FeatureUnavailableError when the server has no such output.
         """
         try:
+            # Looked up by name: pipewire-pulse resolves "@DEFAULT_MONITOR@" to another
+            # output's monitor than the default sink's.
             with _pulsectl().Pulse(f"{self.app_name}-monitor", server=self.server) as pulse:
                 sink_name = spec.device or pulse.server_info().default_sink_name
                 monitor = pulse.get_sink_by_name(sink_name).monitor_source_name
+            return _PulseStream(self, spec, sink, source=monitor, dont_move=True)
         except Exception as exc:  # no server, no default output, or no such sink
             raise FeatureUnavailableError(
                 f"cannot read what the output {spec.device or '(default)'} plays: {exc}; "
                 "cancel_echo needs an output device on the sound server", value=spec.device,
                 name="cancel_echo") from exc
-        return _PulseStream(self, replace(spec, device=monitor), sink)
 
 
 class _PulseStream:
-    def __init__(self, backend: PulseBackend, spec: StreamSpec, sink: BlockSink) -> None:
-        pasimple = _pasimple()
+    """A record stream on libpulse's asynchronous API, read on one thread of its own.
+
+    The stream is connected (corked) by the constructor, on the caller's thread, so that a bad
+    device fails there; :meth:`start` hands the main loop to the capture thread, which uncorks
+    the stream and runs the loop until :meth:`close` wakes it. libpulse starts no thread.
+    """
+
+    def __init__(self, backend: PulseBackend, spec: StreamSpec, sink: BlockSink, *,
+                 source: str | None = None, dont_move: bool | None = None) -> None:
+        self._pa = _libpulse.load()
         self.rate = spec.rate
         self.channels = spec.channels
         self._sink = sink
-        self._block_bytes = spec.block_frames * spec.channels * 2
-        # The first block is short, so that audio flows within ~20 ms of the start whatever the
-        # block size; the server sends packets of that size, the reader takes whole blocks.
-        self._first_bytes = min(self._block_bytes, spec.rate * _FIRST_BLOCK_MS // 1000 * spec.channels * 2)
+        self._source = spec.device if source is None else source
+        self._frame_bytes = spec.channels * 2
+        self._byte_rate = spec.rate * self._frame_bytes
+        self._block_bytes = max(1, spec.block_frames) * self._frame_bytes
+        # The first block is short, so that audio flows within ~10 ms of the start whatever the
+        # block size; then the server is asked for fragments of the steady block (fewer packets,
+        # fewer wake-ups, and on PipeWire a node.latency that leaves the graph's quantum alone).
+        self._first_bytes = min(self._block_bytes, spec.rate * FIRST_BLOCK_MS // 1000 * self._frame_bytes)
+        self._want = self._first_bytes
+        self._asked_block_bytes = self._block_bytes  # set_block_frames, applied on the capture thread
+        self._raise_live = True  # see _connect
+        self._buffer: Any = None
+        self._buffer_address = 0
+        self._fill = 0
+        self._consumed = 0
+        self._timeline = _Timeline(spec.rate)
+        self._closing = False
+        self._started = False
+        self._reported = False
+        self._lock = threading.Lock()
+        self._stream = self._context = None
+        # ctypes callbacks must live as long as libpulse may call them.
+        self._callbacks = (
+            _libpulse.NotifyCallback(self._on_context_state), _libpulse.NotifyCallback(self._on_stream_state),
+            _libpulse.ReadCallback(self._on_read), _libpulse.NotifyCallback(self._on_overflow))
+        self._steady = False  # past the first block: read once per block (see _run_steady)
+        self._peeked, self._peeked_size = ctypes.c_void_p(), ctypes.c_size_t()
+        self._peeked_refs = (ctypes.byref(self._peeked), ctypes.byref(self._peeked_size))
+        self._wake = threading.Event()
+        self._mainloop = self._pa.pa_mainloop_new()
+        self._thread = threading.Thread(target=self._run, name="micrec-pulse-capture", daemon=True)
         try:
-            self._pa = pasimple.PaSimple(
-                pasimple.PA_STREAM_RECORD, pasimple.PA_SAMPLE_S16LE, spec.channels, spec.rate,
-                backend.app_name, "recording", server_name=backend.server,
-                device_name=spec.device, fragsize=self._first_bytes)
-        except Exception as exc:
-            raise DeviceError(f"cannot open capture device {spec.device or '(default)'}: {exc}",
-                              value=spec.device, name="device") from exc
-        self._running = threading.Event()
-        self._thread = threading.Thread(target=self._read_loop, name="micrec-pulse-capture", daemon=True)
-        # The server moves a stream whose source disappears to another source; a take from a
-        # device the user named must end instead of silently recording another microphone.
-        self._watch = _SourceWatch(backend, spec.device, sink) if spec.device is not None else None
+            self._connect(backend, spec.device is not None if dont_move is None else dont_move)
+        except BaseException:
+            self._teardown()
+            raise
 
+    # -- opening (caller's thread) -----------------------------------------------------------
+    def _connect(self, backend: PulseBackend, dont_move: bool) -> None:
+        pa, lp = self._pa, _libpulse
+        self._context = pa.pa_context_new(pa.pa_mainloop_get_api(self._mainloop), backend.app_name.encode())
+        pa.pa_context_set_state_callback(self._context, self._callbacks[0], None)
+        server = backend.server.encode() if backend.server else None
+        if pa.pa_context_connect(self._context, server, lp.CONTEXT_NOAUTOSPAWN, None) < 0:
+            raise DeviceError(f"cannot reach the sound server: {self._context_error()}")
+        self._iterate_until(lambda: pa.pa_context_get_state(self._context) in _CONTEXT_SETTLED)
+        if pa.pa_context_get_state(self._context) != lp.CONTEXT_READY:
+            raise DeviceError(f"cannot reach the sound server: {self._context_error()}")
+        sample_spec = lp.SampleSpec(lp.SAMPLE_S16LE, self.rate, self.channels)
+        self._stream = pa.pa_stream_new(self._context, b"recording", ctypes.byref(sample_spec), None)
+        if not self._stream:
+            raise DeviceError(f"cannot create a record stream: {self._context_error()}")
+        pa.pa_stream_set_state_callback(self._stream, self._callbacks[1], None)
+        pa.pa_stream_set_read_callback(self._stream, self._callbacks[2], None)
+        pa.pa_stream_set_overflow_callback(self._stream, self._callbacks[3], None)
+        # pipewire-pulse (0.3.65) loses continuity when a live record stream's fragment changes (a
+        # 10-20 ms jump in the audio, in every take): there the stream asks for the steady fragment
+        # from the start. The first block is still short; it waits for the server's first packet.
+        self._raise_live = "PipeWire" not in self._server_name()
+        fragment = self._first_bytes if self._raise_live else self._block_bytes
+        attr = lp.BufferAttr(lp.NO_VALUE, lp.NO_VALUE, lp.NO_VALUE, lp.NO_VALUE, fragment)
+        flags = (lp.STREAM_START_CORKED | lp.STREAM_ADJUST_LATENCY | lp.STREAM_AUTO_TIMING_UPDATE
+                 | (lp.STREAM_DONT_MOVE if dont_move else 0))
+        device = self._source.encode() if self._source else None
+        if pa.pa_stream_connect_record(self._stream, device, ctypes.byref(attr), flags) < 0:
+            raise DeviceError(f"cannot open capture device {self._label}: {self._context_error()}")
+        self._iterate_until(lambda: pa.pa_stream_get_state(self._stream) in _STREAM_SETTLED)
+        if pa.pa_stream_get_state(self._stream) != lp.STREAM_READY:
+            raise DeviceError(f"cannot open capture device {self._label}: {self._context_error()}",
+                              value=self._source, name="device")
+
+    def _server_name(self) -> str:
+        """The server's name ("pulseaudio", "PulseAudio (on PipeWire 0.3.65)"); "" if it gives none."""
+        names: list[str] = []
+
+        def on_info(_context: int, info: Any, _userdata: Any) -> None:
+            names.append((info.contents.server_name or b"").decode(errors="replace") if info else "")
+
+        callback = _libpulse.ServerInfoCallback(on_info)
+        operation = self._pa.pa_context_get_server_info(self._context, callback, None)
+        if not operation:
+            return ""
+        try:
+            self._iterate_until(lambda: bool(names))
+        finally:
+            self._unref(operation)
+        return names[0]
+
+    def _iterate_until(self, settled: Callable[[], bool]) -> None:
+        pa = self._pa
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while not settled():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeviceError(f"the sound server did not answer within {CONNECT_TIMEOUT:g} s")
+            if pa.pa_mainloop_prepare(self._mainloop, int(left * 1e6)) < 0 or \
+                    pa.pa_mainloop_poll(self._mainloop) < 0 or pa.pa_mainloop_dispatch(self._mainloop) < 0:
+                raise DeviceError(f"cannot talk to the sound server: {self._context_error()}")
+
+    @property
+    def _label(self) -> str:
+        return repr(self._source) if self._source else "(default)"
+
+    def _context_error(self) -> str:
+        return _libpulse.strerror(self._pa.pa_context_errno(self._context)) if self._context else "no context"
+
+    # -- control (any thread) ----------------------------------------------------------------
     def start(self) -> None:
-        self._running.set()
+        self._started = True
         self._thread.start()
-        if self._watch is not None:
-            self._watch.start()
+
+    def set_block_frames(self, frames: int) -> None:
+        """Deliver blocks of ``frames`` from the next one on; the server's fragment stays as it is.
+
+        Only the reader's wake-up interval changes: a live fragment change costs PipeWire its
+        continuity (see :meth:`_connect`), and a longer block simply takes in more packets.
+        """
+        self._asked_block_bytes = max(1, int(frames)) * self._frame_bytes
+        self._wake.set()  # a shorter block may be due already
 
     def close(self) -> None:
-        was_started = self._thread.is_alive() or self._running.is_set()
-        self._running.clear()
-        if self._watch is not None:
-            self._watch.close()
-        if was_started and self._thread is not threading.current_thread():
+        """Stop capture (delivering what was read so far) and free the stream; never blocks long."""
+        self._closing = True
+        self._wake.set()
+        with self._lock:
+            if self._mainloop:
+                self._pa.pa_mainloop_wakeup(self._mainloop)  # from any thread; no quit: the tail is read
+        if not self._started:
+            self._teardown()
+        elif self._thread is not threading.current_thread():
             self._thread.join()
-        if self._pa is not None:
-            self._pa.close()
-            self._pa = None
 
-    def _read_loop(self) -> None:
+    # -- the capture thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        pa = self._pa
+        try:
+            self._unref(pa.pa_stream_cork(self._stream, 0, None, None))
+            # The first block: read as its packets arrive (the read callback), so audio flows at once.
+            while not (self._closing or self._steady or self._reported):
+                if pa.pa_mainloop_iterate(self._mainloop, 1, None) < 0:
+                    break
+            if self._steady:
+                self._run_steady()
+            if not self._reported:
+                self._take_in()
+                self._read_available(final=True)  # the tail of the take, short block and all
+        except Exception as exc:  # noqa: BLE001 - a fault here must end the take, not vanish
+            self._report(DeviceLostError(f"capture from {self._label} failed: {exc}"))
+        finally:
+            self._teardown()
+
+    def _run_steady(self) -> None:
+        """One wake-up per block: sleep until it should be complete, then take in and read it all.
+
+        While the thread sleeps, the server's packets wait in the connection (and libpulse's
+        shared memory); one burst of non-blocking main-loop iterations then takes them all in
+        (with the state changes and timing replies among them), and every fragment is copied out
+        with peek/drop. Waking for each packet, as ``pa_mainloop_run`` would, costs a context
+        switch per packet: hundreds a second from a source that other clients keep at 10 ms.
+        """
+        while not (self._closing or self._reported):
+            self._wake.wait(self._seconds_to_next_block())
+            self._wake.clear()  # close() sets _closing before it wakes the thread: checked next
+            if self._closing or not self._take_in():
+                return
+            self._apply_block_size()
+            self._read_available()
+            # A fresh timing report for the next block (libpulse's own come seconds apart): each
+            # one is off by up to a PipeWire quantum, and the timeline averages many of them.
+            self._unref(self._pa.pa_stream_update_timing_info(self._stream, None, None))
+
+    def _take_in(self) -> bool:
+        """Dispatch everything libpulse has waiting, without blocking; False once the loop quit."""
+        iterate, mainloop = self._pa.pa_mainloop_iterate, self._mainloop
+        for _ in range(_MAX_ITERATIONS):
+            dispatched = iterate(mainloop, 0, None)
+            if dispatched < 0:
+                return False
+            if dispatched == 0:
+                break
+        return not self._reported
+
+    def _apply_block_size(self) -> None:
+        asked = self._asked_block_bytes
+        if asked == self._block_bytes:
+            return
+        self._block_bytes = asked  # a longer block begins with the next buffer (see _emit)
+        if asked < self._want:
+            self._want = asked
+            if self._buffer is not None and self._fill >= asked:
+                self._emit()
+
+    def _seconds_to_next_block(self) -> float:
+        readable = self._pa.pa_stream_readable_size(self._stream)
+        missing = max(0, self._want - self._fill - readable)
+        return missing / self._byte_rate + RETRY_SECONDS
+
+    def _on_read(self, _stream: int, _nbytes: int, _userdata: Any) -> None:
+        try:
+            self._read_available()
+        except Exception as exc:  # noqa: BLE001 - ctypes would print and drop it
+            self._report(DeviceLostError(f"capture from {self._label} failed: {exc}"))
+
+    def _read_available(self, final: bool = False) -> None:
+        """Copy what libpulse has queued (peek/drop); each block, once full, goes out with its capture time.
+
+        Called for every packet until the first block is out, then once per block (see
+        :meth:`_run_steady`); with ``final`` the partial block goes out too. A fragment is always
+        dropped right after it is copied (the rest of it begins the next block): a fragment left
+        peeked keeps its memory block acquired, and libpulse would wait for it forever when the
+        connection breaks. A source that other clients keep at a short latency sends hundreds of
+        small fragments a second, so the common case (the fragment fits the block) is kept to
+        three foreign calls.
+        """
+        peek, drop, memmove = self._pa.pa_stream_peek, self._pa.pa_stream_drop, ctypes.memmove
+        stream, data, size = self._stream, self._peeked, self._peeked_size
+        data_ref, size_ref = self._peeked_refs
+        while peek(stream, data_ref, size_ref) >= 0:
+            n, address = size.value, data.value
+            if not n:
+                break
+            if address and self._buffer is not None and self._fill + n < self._want:
+                memmove(self._buffer_address + self._fill, address, n)
+                self._fill += n
+            else:
+                self._copy_fragment(address, n)
+            drop(stream)
+        if final and self._fill:
+            self._emit()
+
+    def _copy_fragment(self, address: int | None, size: int) -> None:
+        done = 0
+        while done < size:
+            if self._buffer is None:
+                self._new_buffer()
+            n = min(size - done, self._want - self._fill)
+            if address:
+                ctypes.memmove(self._buffer_address + self._fill, address + done, n)
+            else:  # a hole: the server lost data before it reached the stream
+                ctypes.memset(self._buffer_address + self._fill, 0, n)
+                self._sink.overflow(n // self._frame_bytes)
+            self._fill += n
+            done += n
+            if self._fill == self._want:
+                self._emit()
+
+    def _new_buffer(self) -> None:
         import numpy as np
 
-        read, push, nbytes, channels = self._pa.read, self._sink.push, self._block_bytes, self.channels
-        try:
-            push(np.frombuffer(read(self._first_bytes), dtype=np.int16).reshape(-1, channels))
-            while self._running.is_set():
-                push(np.frombuffer(read(nbytes), dtype=np.int16).reshape(-1, channels))
-        except Exception as exc:  # noqa: BLE001 - pasimple raises its own error type
-            if self._running.is_set():
-                self._sink.fail(DeviceLostError(f"the capture device stopped delivering audio: {exc}"))
+        self._buffer = np.empty(self._want // 2, dtype=np.int16)
+        self._buffer_address = self._buffer.ctypes.data
+        self._fill = 0
 
+    def _emit(self) -> None:
+        block = self._buffer[: self._fill // 2].reshape(-1, self.channels)
+        self._buffer = None
+        self._consumed += self._fill
+        frames = len(block)
+        self._fill = 0
+        start, lost = self._timeline.place(self._capture_end() - frames / self.rate, frames)
+        if lost:
+            self._sink.overflow(lost)
+        self._sink.push(block, capture_time=start)
+        self._want = self._block_bytes
+        if not self._steady:  # the first block is out: the steady fragment, one read per block
+            if self._raise_live:
+                self._raise_fragment()
+            self._pa.pa_stream_set_read_callback(self._stream, _libpulse.ReadCallback(), None)
+            self._steady = True
 
-class _SourceWatch:
-    """Reports DeviceLostError when the named source is removed from the server."""
+    def _capture_end(self) -> float:
+        """When the last frame read so far was captured, on the time.monotonic() clock.
 
-    def __init__(self, backend: PulseBackend, device: str, sink: BlockSink) -> None:
-        pulsectl = _pulsectl()
-        self._device = device
-        self._sink = sink
-        self._closing = False
-        self._pulse = pulsectl.Pulse(f"{backend.app_name}-watch", server=backend.server)
-        self._index = self._pulse.get_source_by_name(device).index
-        self._thread = threading.Thread(target=self._listen, name="micrec-pulse-watch", daemon=True)
+        From the server's latest timing report (libpulse asks for one now and then): at its
+        ``timestamp`` the server had queued ``write_index`` bytes of the stream and its source held
+        ``source_usec`` more, so the newest frame then captured sat that far past the frames read
+        so far. libpulse's own interpolation (``pa_stream_get_time``) is not used: on PipeWire
+        it wanders by 100 ms and more between reports.
+        """
+        now = time.monotonic()
+        report = self._pa.pa_stream_get_timing_info(self._stream)
+        if not report or report.contents.write_index_corrupt:
+            return now  # no report yet: the arrival is the best guess
+        info = report.contents
+        stamp = info.timestamp.tv_sec + info.timestamp.tv_usec / 1e6 - (time.time() - now)  # wall → monotonic
+        ahead = (info.write_index - self._consumed) / self._byte_rate + info.source_usec / 1e6
+        return min(now, stamp - ahead)
 
-    def start(self) -> None:
-        self._thread.start()
+    def _raise_fragment(self) -> None:
+        lp = _libpulse
+        attr = lp.BufferAttr(lp.NO_VALUE, lp.NO_VALUE, lp.NO_VALUE, lp.NO_VALUE, self._block_bytes)
+        self._unref(self._pa.pa_stream_set_buffer_attr(self._stream, ctypes.byref(attr), None, None))
 
-    def close(self) -> None:
-        self._closing = True
-        self._pulse.event_listen_stop()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._pulse.close()
+    def _on_overflow(self, _stream: int, _userdata: Any) -> None:
+        self._sink.overflow()
 
-    def _listen(self) -> None:
-        pulsectl = _pulsectl()
-        removed = False
+    def _on_context_state(self, _context: int, _userdata: Any) -> None:
+        if self._started and not self._closing and self._pa.pa_context_get_state(self._context) in _CONTEXT_SETTLED:
+            self._report_server_lost()
 
-        def on_event(event: Any) -> None:
-            nonlocal removed
-            if event.t == "remove" and event.index == self._index:
-                removed = True
-                raise pulsectl.PulseLoopStop
+    def _report_server_lost(self) -> None:
+        self._report(DeviceLostError(
+            f"the connection to the sound server was lost while recording ({self._context_error()}): "
+            "the server stopped, restarted or crashed"))
 
-        self._pulse.event_mask_set("source")
-        self._pulse.event_callback_set(on_event)
-        try:
-            self._pulse.event_listen()
-        except Exception as exc:  # noqa: BLE001 - the connection to the server broke
-            if not self._closing:
-                self._sink.fail(DeviceLostError(f"lost the sound server while recording: {exc}"))
+    def _on_stream_state(self, stream: int, _userdata: Any) -> None:
+        if not self._started or self._closing or self._pa.pa_stream_get_state(stream) not in _STREAM_SETTLED:
             return
-        if removed and not self._closing:
-            self._sink.fail(DeviceLostError(f"the capture device {self._device!r} was removed",
-                                            value=self._device, name="device"))
+        if self._pa.pa_context_get_state(self._context) != _libpulse.CONTEXT_READY:
+            self._report_server_lost()
+        else:
+            self._report(DeviceLostError(f"the capture device {self._label} was removed from the sound server",
+                                         value=self._source, name="device"))
+
+    def _report(self, error: DeviceLostError) -> None:
+        if self._reported:
+            return
+        self._reported = True
+        self._sink.fail(error)
+        self._wake.set()
+        self._pa.pa_mainloop_quit(self._mainloop, 1)
+
+    def _unref(self, operation: int | None) -> None:
+        if operation:
+            self._pa.pa_operation_unref(operation)
+
+    def _teardown(self) -> None:
+        pa = self._pa
+        self._closing = True
+        with self._lock:
+            if self._stream:
+                pa.pa_stream_disconnect(self._stream)
+                pa.pa_stream_unref(self._stream)
+                self._stream = None
+            if self._context:
+                pa.pa_context_disconnect(self._context)
+                pa.pa_context_unref(self._context)
+                self._context = None
+            if self._mainloop:
+                pa.pa_mainloop_free(self._mainloop)
+                self._mainloop = None
+
+
+class _Timeline:
+    """Places each block on the capture clock: continuous, following the server's estimate slowly.
+
+    The server's timing gives each block's capture time within a few milliseconds of jitter;
+    consecutive blocks are placed end to end instead, nudged toward it (the first blocks by
+    their running average, later ones by :data:`CLOCK_SLEW` of the difference, so that the clock
+    follows the device's drift), and a block the estimate puts later than
+    :data:`GAP_SECONDS` after its predecessor marks audio the server lost: it is placed where
+    the estimate says and the missing frames are reported.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._next: float | None = None
+        self._placed = 0
+
+    def place(self, estimate: float, frames: int) -> tuple[float, int]:
+        """(start time for the block, frames lost before it)."""
+        lost = 0
+        if self._next is None:
+            start = estimate
+        else:
+            error = estimate - self._next
+            if abs(error) > GAP_SECONDS:
+                start = estimate
+                lost = round(error * self.rate) if error > 0 else 0
+            else:
+                # The first blocks average their estimates (one report can be off by half of
+                # PipeWire's quantum); later ones follow them slowly, for the clock's drift.
+                start = self._next + error * max(CLOCK_SLEW, 1.0 / (self._placed + 1))
+        self._placed += 1
+        self._next = start + frames / self.rate
+        return start, lost
+
+
+class _NullSink:
+    """Where a probe stream that is never started would deliver."""
+
+    def push(self, block: Any, *, wait: bool = False, capture_time: float | None = None) -> None:
+        pass
+
+    def overflow(self, frames: int = 0) -> None:
+        pass
+
+    def fail(self, error: BaseException) -> None:
+        pass

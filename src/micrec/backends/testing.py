@@ -135,12 +135,15 @@ class _TestStream:
             if block is None:
                 backend._done.set()
                 return
+            captured_at = started + position / self.rate
             position += len(block)
             if backend.realtime:
                 delay = started + position / self.rate - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return
-            self._sink.push(block, wait=not backend.realtime)
+                self._sink.push(block, capture_time=captured_at)
+            else:
+                self._sink.push(block, wait=True)
 
     def _next_block(self, position: int) -> npt.NDArray[np.int16] | None:
         import numpy as np

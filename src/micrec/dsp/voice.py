@@ -48,9 +48,10 @@ CEILING = 32766 / 32768
 #: the voice alone (docs/dsp.md has the measurements).
 NS_LEVELS = (3, 0)
 #: Longest the microphone waits for the echo reference before the canceller is fed silence
-#: in its place (a stalled or late monitor stream must not stall the recording). The usual
-#: wait is the monitor's block (40 ms) plus the few ms by which it was opened later.
-MAX_REFERENCE_WAIT_MS = 150
+#: in its place (a stalled or late monitor stream must not stall the recording). The worker
+#: looks when a microphone block comes (100 ms by default), and the reference for it may come
+#: up to one monitor block (50 ms) after it.
+MAX_REFERENCE_WAIT_MS = 300
 
 
 def native_rate(rate: int) -> int:
@@ -107,6 +108,13 @@ class VoiceProcessor:
         self._to_native = None if native == rate else Resampler(rate, native, channels)
         self._from_native = None if native == rate else Resampler(native, rate, channels)
         self._held: Block = np.zeros((0, channels), dtype=np.int16)
+        self._native = native
+        self._block_time: float | None = None  # capture time of the next block's first frame
+        self._held_time: float | None = None  # capture time of the first held frame
+
+    def set_capture_time(self, capture_time: float) -> None:
+        """The capture time of the next block's first frame (the echo reference is paired by it)."""
+        self._block_time = capture_time
 
     def start(self) -> None:
         if self.reference is not None:
@@ -121,10 +129,15 @@ class VoiceProcessor:
 
         if self._to_native is not None:
             block = self._to_native.process(block)
+        if self._block_time is not None:
+            self._held_time = self._block_time - len(self._held) / self._native
+            self._block_time = None
         held = np.concatenate([self._held, block]) if len(self._held) else block
         ready = self._ready_frames(len(held))
         self._held = held[ready:]
         out = self._run(held[:ready])
+        if self._held_time is not None:
+            self._held_time += ready / self._native
         return out if self._from_native is None else self._from_native.process(out)
 
     def flush(self) -> Block:
@@ -147,7 +160,7 @@ class VoiceProcessor:
         reference = self.reference
         if reference is None or held > self._max_wait:
             return ready
-        available = reference.available
+        available = reference.available(self._held_time)
         return ready if available >= ready else available - available % self.frame
 
     def _run(self, near: Block) -> Block:
@@ -160,7 +173,7 @@ class VoiceProcessor:
         reference = self.reference
         if self._canceller is not None and reference is not None:
             realignments = reference.realignments
-            far = reference.take(len(near))
+            far = reference.take(len(near), self._held_time)
             if reference.realignments != realignments:
                 # A new pairing moves the echo: start afresh, as fast as at the start of a take,
                 # rather than wait seconds for the converged filter to notice.

@@ -20,6 +20,7 @@ codec state whose priming packet takes the place of the last packet before the c
 
 from __future__ import annotations
 
+import io
 import os
 from abc import abstractmethod
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from .._lazy import require
 from ..errors import EncoderError, MicrecError
+from ._avflush import flush_muxer
 from .base import Encoder
 
 if TYPE_CHECKING:
@@ -70,6 +72,18 @@ def av_unavailable_reason(encoder_name: str | None = None) -> str | None:
     return None
 
 
+_FRAGMENTED_MUXERS = ("mp4", "ipod", "3gp")
+_EMPTY_MOVIE_FLAGS = "frag_keyframe+empty_moov+default_base_moof"
+
+
+def _leading_boxes(data: bytes, kinds: tuple[bytes, ...]) -> bytes:
+    """The leading ISO BMFF boxes of ``data`` whose types are in ``kinds``."""
+    end = 0
+    while end + 8 <= len(data) and data[end + 4:end + 8] in kinds:
+        end += int.from_bytes(data[end:end + 4], "big")
+    return data[:end]
+
+
 def muxer_options(muxer: str) -> dict[str, str]:
     # flush_packets: every packet reaches the OS at once, so a kill loses nothing muxed.
     return {"flush_packets": "1", **_MUXER_OPTIONS.get(muxer, {})}
@@ -98,6 +112,7 @@ class AvEncoder(Encoder):
         self._stream: Any = None
         self._delay: int | None = None  # D, learnt from the first packet
         self._packets = 0  # packets in the file
+        self._flushed_packets = 0  # packets in the file when the muxer was last flushed
         self._segment_start = 0  # the frame the current codec state started at
         self._encoded = 0  # frames handed to the codec; the rest wait in the batch
         self._batch = _Batch(max(1, round(rate * BATCH_SECONDS)), channels)
@@ -134,9 +149,23 @@ class AvEncoder(Encoder):
             self.flush()
 
     def flush(self) -> None:
-        """Encode and mux the gathered blocks (the session calls this every half second)."""
-        if self._container is not None and self._batch.frames:
+        """Encode and mux the gathered blocks, and have the muxer write out what it holds.
+
+        The session calls this every half second of audio or of wall time, so a stalled input
+        leaves every packet the codec has made on disk (the codec keeps its look-ahead).
+        """
+        if self._container is None:
+            return
+        if self._batch.frames:
             self._encode_now(self._batch.take())
+        if self._packets != self._flushed_packets:
+            self._flush_muxer()
+
+    def _flush_muxer(self) -> None:
+        ret = flush_muxer(self._container)
+        if ret < 0:
+            raise self._wrap_write_error(OSError(-ret, os.strerror(-ret)))
+        self._flushed_packets = self._packets
 
     def seek(self, frame: int) -> int:
         frame = max(0, min(frame, self.frames_written))
@@ -154,6 +183,7 @@ class AvEncoder(Encoder):
             raise EncoderError(f"could not cut {self.path} at frame {frame}: {exc}", value=frame,
                                name="position_milliseconds") from exc
         self._packets = kept
+        self._flushed_packets = -1  # the fresh file's packets go out at the next flush
         self.frames_written = self._encoded = self._segment_start = kept * self._frame_size
         return self.frames_written
 
@@ -177,12 +207,58 @@ class AvEncoder(Encoder):
             self._stream = self._add_stream(container)
             # Now, so that the file exists under this name before a seek renames it.
             container.start_encoding()
+            self._container = container
+            if self._muxer in _FRAGMENTED_MUXERS:
+                self._write_empty_movie(path)
+            else:
+                self._write_placeholder(path)
         except BaseException:
             self._container = container
             self._discard_container()
             self._release()
             raise
-        self._container = container
+
+    def _write_empty_movie(self, path: os.PathLike[str]) -> None:
+        """Put an empty movie (ftyp + moov) in the file until the muxer writes its own.
+
+        The muxer writes nothing before its first fragment (delay_moov: its moov then carries
+        the edit list that hides the codec's priming), so the file would be empty and unreadable
+        until then. Its first write, at offset 0, is longer than this movie and replaces it.
+        """
+        av = av_module()
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format=self._muxer, options={"movflags": _EMPTY_MOVIE_FLAGS}) as movie:
+            movie.add_stream_from_template(self._stream, opaque=True)
+            movie.start_encoding()
+        header = _leading_boxes(buffer.getvalue(), (b"ftyp", b"moov"))
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, header, 0)
+        finally:
+            os.close(fd)
+
+    def _placeholder(self, header: bytes) -> bytes:
+        """What stands after the muxer's ``header`` until its first write replaces it (b"": nothing).
+
+        For a container that FFmpeg reads only once audio follows its header (Ogg, Matroska):
+        what makes the file readable, and empty, in the meantime.
+        """
+        return b""
+
+    def _close_empty(self, path: os.PathLike[str]) -> None:
+        """Make a finished file that holds no packet readable (the placeholder may need help)."""
+
+    def _write_placeholder(self, path: os.PathLike[str]) -> None:
+        with open(path, "rb") as f:
+            header = f.read()
+        placeholder = self._placeholder(header)
+        if placeholder:
+            # The muxer has flushed its header and writes on at its end: at len(header).
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, placeholder, len(header))
+            finally:
+                os.close(fd)
 
     def _encode_now(self, block: Block) -> None:
         try:
@@ -235,6 +311,8 @@ class AvEncoder(Encoder):
         finally:
             container, self._container = self._container, None
             container.close()
+        if self._packets == 0:
+            self._close_empty(self.path)
 
     def _discard_container(self) -> None:
         container, self._container = self._container, None

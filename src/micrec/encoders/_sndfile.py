@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -63,6 +64,32 @@ class SndfileEncoder(Encoder):
         except Exception as exc:  # libsndfile reports as RuntimeError/OSError
             raise self._wrap_write_error(exc) from exc
         self.frames_written += len(block)
+
+    def _command(self, command: int, value: int, doing: str) -> None:
+        """An ``sf_command`` that writes (a header update); its failure is raised as a write error."""
+        sf = soundfile_module()
+        sf_command(self._file, command, value)
+        if sf._snd.sf_error(self._file._file):
+            raise self._wrap_write_error(RuntimeError(self._sndfile_message()), doing)
+
+    def _sndfile_message(self) -> str:
+        sf = soundfile_module()
+        handle = getattr(self._file, "_file", None)
+        return str(sf._ffi.string(sf._snd.sf_strerror(handle or sf._ffi.NULL)).decode("utf-8", "replace"))
+
+    def _system_errno(self, exc: BaseException) -> int | None:
+        # libsndfile's error codes say only "System error."; the errno is in the handle's own
+        # message ("System error : No space left on device.") and in cffi's saved errno.
+        sf = soundfile_module()
+        if "System error" not in str(exc) and getattr(exc, "code", None) != 2:  # SFE_SYSTEM
+            return None
+        message = self._sndfile_message() if getattr(self._file, "_file", None) else ""
+        reason = message.partition("System error : ")[2].rstrip(".")
+        for code in errno.errorcode:
+            if reason and os.strerror(code) == reason:
+                return code
+        saved = int(sf._ffi.errno)
+        return saved or None
 
     def _finalize(self) -> None:
         self._file.close()

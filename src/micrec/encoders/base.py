@@ -8,13 +8,14 @@ and deletes the file.
 
 from __future__ import annotations
 
+import errno
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from ..errors import EncoderError, OutputError
+from ..errors import EncoderError, MicrecError, OutputError
 from ..types import AudioEncoder
 
 if TYPE_CHECKING:
@@ -108,8 +109,10 @@ class Encoder(ABC):
         self._closed = True
         try:
             self._finalize()
-        except OSError as exc:
-            raise OutputError(f"could not finalize {self.path}: {exc}", path=self.path) from exc
+        except MicrecError:
+            raise
+        except Exception as exc:  # mapped: an OSError keeps its errno
+            raise self._wrap_write_error(exc, "finalize") from exc
 
     def abort(self) -> None:
         """Close and delete the file (a cancelled take or a start that failed)."""
@@ -124,10 +127,39 @@ class Encoder(ABC):
         """Flush the codec and write the trailer/header."""
 
     # -- helpers for subclasses -------------------------------------------------------------
-    def _wrap_write_error(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, OSError):
-            return OutputError(f"could not write {self.path}: {exc}", path=self.path)
-        return EncoderError(f"{self.codec.value} encoder failed on {self.path}: {exc}")
+    def _wrap_write_error(self, exc: BaseException, doing: str = "write") -> MicrecError:
+        """The error to raise for ``exc``: OutputError with the errno for a system error."""
+        if isinstance(exc, MicrecError):
+            return exc
+        code = exc.errno if isinstance(exc, OSError) else None
+        if code is None:
+            code = self._system_errno(exc)
+        if code is None:
+            return EncoderError(f"{self.codec.value} encoder failed on {self.path}: {exc}")
+        return output_error(self.path, code, doing, self.frames_written / self.rate)
+
+    def _system_errno(self, exc: BaseException) -> int | None:
+        """The errno behind a library's error that does not say it (libsndfile), or None."""
+        return None
+
+
+#: What a user reads for the write errors a recording meets in practice.
+_WHAT_HAPPENED = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EIO: "an I/O error (the disk or its connection failed)",
+    errno.EROFS: "the file system is read-only (remounted after an error?)",
+    errno.EFBIG: "the file is too large for the file system",
+}
+
+
+def output_error(path: Path, code: int, doing: str, seconds: float) -> OutputError:
+    """OutputError for a failed write: what happened, the errno, and the seconds kept."""
+    name = errno.errorcode.get(code, str(code))
+    happened = _WHAT_HAPPENED.get(code, os.strerror(code))
+    return OutputError(
+        f"could not {doing} {path}: {happened} ({os.strerror(code)}, {name}); the take ended, and "
+        f"the file keeps what was written before: {seconds:.2f} s recorded", path=path, errno=code)
 
 
 class EncoderInfo:

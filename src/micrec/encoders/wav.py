@@ -1,10 +1,11 @@
 """WAV: PCM s16le in RIFF/WAVE, RF64 past 4 GiB, through libsndfile.
 
 The file is opened as RF64 with libsndfile's auto-downgrade, so a take under 4 GiB is closed
-as plain RIFF/WAVE and a longer one stays RF64. The header is brought up to date by
-``flush()``, which the session calls every 0.5 s, so a killed process leaves a file whose header
-covers the audio to within half a second of the kill (rewriting it after every block costs three
-system calls a block).
+as plain RIFF/WAVE and a longer one stays RF64. The header is written at once (an empty
+RIFF/WAVE file: libsndfile's first header is RF64 with the sizes unset, -1, which readers
+refuse) and brought up to date by ``flush()``, which the session calls every 0.5 s of audio or
+of wall time, so a killed process leaves a file whose header covers the audio to within half a
+second of the kill (rewriting it after every block costs three system calls a block).
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ class WavEncoder(SndfileEncoder):
     def __init__(self, path: str, rate: int, channels: int, bit_rate: int) -> None:
         super().__init__(path, rate, channels, bit_rate)
         sf_command(self._file, SFC_RF64_AUTO_DOWNGRADE, 1)
+        self._header_frames = -1
+        self.flush()
 
     def flush(self) -> None:
-        sf_command(self._file, SFC_UPDATE_HEADER_NOW, 0)
+        if self._header_frames != self.frames_written:
+            self._command(SFC_UPDATE_HEADER_NOW, 0, "update the header of")
+            self._header_frames = self.frames_written
 
     def seek(self, frame: int) -> int:
         frame = max(0, min(frame, self.frames_written))

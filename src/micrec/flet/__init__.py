@@ -13,7 +13,7 @@ from .._lazy import require
 
 require("flet", extra="flet")
 
-from . import types  # noqa: E402
+from . import legacy, types  # noqa: E402, F401 - legacy registers the Flet 0.27 flavour
 from .recorder import AudioRecorder  # noqa: E402
 from .types import *  # noqa: E402, F403 - the types are the package's API, listed in types.__all__
 

@@ -14,7 +14,7 @@ from typing import Any
 
 log = logging.getLogger("micrec")
 
-__all__ = ["Delivery", "takes_event"]
+__all__ = ["Delivery", "current_page", "takes_event"]
 
 Handler = Callable[..., Any]
 
@@ -135,3 +135,13 @@ def _page_loop(page: Any) -> asyncio.AbstractEventLoop | None:
     except Exception:  # noqa: BLE001 - a page without a live session
         return None
     return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+
+
+def current_page() -> Any:
+    """The Flet page of the running handler or app (``ft.context.page``), or None outside one."""
+    import flet as ft
+
+    try:
+        return ft.context.page
+    except RuntimeError:
+        return None

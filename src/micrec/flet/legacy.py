@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from ..types import AudioEncoder
+from ._dispatch import current_page
 from .recorder import AudioRecorder
 
 __all__ = ["LegacyAudioRecorder"]
@@ -19,7 +20,7 @@ __all__ = ["LegacyAudioRecorder"]
 START_WAIT, STOP_WAIT, QUERY_WAIT, PERMISSION_WAIT = 10.0, 5.0, 5.0, 10.0
 
 
-class LegacyAudioRecorder(AudioRecorder):
+class LegacyAudioRecorder(AudioRecorder, legacy=True):
     """An :class:`AudioRecorder` with Flet 0.27's synchronous methods.
 
     Each method blocks until micrec has done it (at most ``wait_timeout`` seconds, then
@@ -30,9 +31,7 @@ class LegacyAudioRecorder(AudioRecorder):
 
     def start_recording(self, output_path: str | os.PathLike[str] | None = None,  # type: ignore[override]
                         wait_timeout: float | None = START_WAIT, **kwargs: Any) -> bool:
-        from .recorder import _current_page
-
-        self._delivery.bind(_current_page())
+        self._delivery.bind(current_page())
         return self._call(self._start, output_path, kwargs.get("configuration"), kwargs.get("upload"),
                           timeout=wait_timeout)
 
@@ -43,10 +42,10 @@ class LegacyAudioRecorder(AudioRecorder):
         self._call(self._cancel, timeout=wait_timeout)
 
     def pause_recording(self, wait_timeout: float | None = QUERY_WAIT) -> None:  # type: ignore[override]
-        self._call(self._pause, timeout=wait_timeout)
+        self._call(self._core.pause_recording, timeout=wait_timeout)
 
     def resume_recording(self, wait_timeout: float | None = QUERY_WAIT) -> None:  # type: ignore[override]
-        self._call(self._resume, timeout=wait_timeout)
+        self._call(self._core.resume_recording, timeout=wait_timeout)
 
     pause = pause_recording  # type: ignore[assignment]
     resume = resume_recording  # type: ignore[assignment]

@@ -1,14 +1,14 @@
 """``micrec.flet.AudioRecorder``: flet-audio-recorder's control, recording in this process.
 
 The methods are flet-audio-recorder 1.0's coroutines. Each one runs micrec's blocking call
-on a worker thread of the recorder's own (one at a time, in call order), so the app's event
+on a thread of the recorder's own (a :class:`micrec.aio.CallThread`: one call at a time, in
+call order, the core's events handed over before the caller resumes), so the app's event
 loop never waits for a device or a file. Events come back to that loop through
 :class:`~micrec.flet._dispatch.Delivery`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -16,16 +16,16 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from ..aio import CallThread
 from ..errors import InvalidConfigError
 from ..recorder import AudioRecorder as CoreRecorder
 from ..types import AudioEncoder, AudioRecorderState, InputDevice
 from ..types import AudioRecorderStateChangeEvent as CoreStateEvent
 from . import types as t
-from ._dispatch import Delivery, Handler
+from ._dispatch import Delivery, Handler, current_page
 from ._upload import upload_file
 
 log = logging.getLogger("micrec")
@@ -44,6 +44,9 @@ LEGACY_SETTINGS = {
     "sample_rate": "sample_rate",
     "bit_rate": "bit_rate",
 }
+#: micrec's own settings beyond Flet's (docs/API.md "Extensions"): keyword arguments and
+#: attributes of the recorder, handed to the core at each start_recording.
+EXTENSION_SETTINGS = ("system_audio", "mix_system_audio", "until_silence", "wait_for_voice", "segment_seconds")
 EVENT_WAIT = 10.0  # s: how long a method waits for micrec to hand over the events it caused
 
 
@@ -106,6 +109,10 @@ class AudioRecorder(_ClientPlaceholder):
         As on any Flet control.
     backend : str or CaptureBackend, optional
         micrec's capture backend (default: the sound server, else PortAudio).
+    system_audio, mix_system_audio, until_silence, wait_for_voice, segment_seconds
+        micrec's extensions, as on :class:`micrec.AudioRecorder` (also read/write attributes;
+        a change takes effect at the next ``start_recording``). A take that ends by itself
+        (``until_silence``) is finalized, and uploaded if asked, as after ``stop_recording``.
 
     Notes
     -----
@@ -120,12 +127,19 @@ class AudioRecorder(_ClientPlaceholder):
     as an invisible placeholder, which the client skips.
     """
 
+    #: The Flet 0.27 flavour (``micrec.flet.legacy``), which registers itself by subclassing
+    #: with ``legacy=True``: this module stays below it and never imports it.
+    _legacy_flavour: ClassVar[type[AudioRecorder] | None] = None
+
+    def __init_subclass__(cls, *, legacy: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if legacy:
+            AudioRecorder._legacy_flavour = cls
+
     def __new__(cls, **kwargs: Any) -> AudioRecorder:
         legacy = any(kwargs.get(name) is not None for name in (*LEGACY_SETTINGS, "on_state_changed"))
-        if cls is AudioRecorder and legacy:
-            from .legacy import LegacyAudioRecorder
-
-            cls = LegacyAudioRecorder
+        if cls is AudioRecorder and legacy and cls._legacy_flavour is not None:
+            cls = cls._legacy_flavour
         return super().__new__(cls)
 
     def __init__(
@@ -147,6 +161,11 @@ class AudioRecorder(_ClientPlaceholder):
         data: Any = None,
         key: Any = None,
         backend: Any = None,
+        system_audio: bool | str = False,
+        mix_system_audio: bool = False,
+        until_silence: float | None = None,
+        wait_for_voice: bool = False,
+        segment_seconds: float | None = None,
     ) -> None:
         from flet.controls.id_counter import ControlId
 
@@ -167,12 +186,17 @@ class AudioRecorder(_ClientPlaceholder):
         self.channels_num = channels_num
         self.sample_rate = sample_rate
         self.bit_rate = bit_rate
+        self.system_audio = system_audio
+        self.mix_system_audio = mix_system_audio
+        self.until_silence = until_silence
+        self.wait_for_voice = wait_for_voice
+        self.segment_seconds = segment_seconds
         self._core = CoreRecorder(backend=backend, on_state_changed=self._on_core_state)
         self._delivery = Delivery()
-        self._delivery.bind(_current_page())
+        self._delivery.bind(current_page())
         self._take: _Take | None = None
         self._take_lock = threading.Lock()
-        self._worker: ThreadPoolExecutor | None = None
+        self._calls = CallThread("micrec-flet", after=lambda: self._core.wait_for_events(EVENT_WAIT))
         self._sequence = 0
         self._bytes_streamed = 0
         if ref is not None:
@@ -190,6 +214,22 @@ class AudioRecorder(_ClientPlaceholder):
     def page(self) -> Any:
         """The Flet page of the app that made or last started the recorder, or None."""
         return self._delivery.page
+
+    @property
+    def segment_paths(self) -> list[str]:
+        """The files of the current (or latest) take written with ``segment_seconds``, in order."""
+        return self._core.segment_paths
+
+    @property
+    def waiting_for_voice(self) -> bool:
+        """True while a ``wait_for_voice`` take has heard no voice yet (nothing is written)."""
+        return self._core.waiting_for_voice
+
+    @property
+    def seconds_since_voice(self) -> float | None:
+        """Seconds of audio since the last voice (or the start), with ``until_silence`` or
+        ``wait_for_voice``; None otherwise, while waiting for the first voice, or when idle."""
+        return self._core.seconds_since_voice
 
     def update(self) -> None:
         """Nothing to send: settings take effect at the next ``start_recording`` (0.27 code calls this)."""
@@ -224,7 +264,7 @@ class AudioRecorder(_ClientPlaceholder):
         MicrecError
             The device or the file could not be opened (see :meth:`micrec.AudioRecorder.start_recording`).
         """
-        self._delivery.bind(_current_page())
+        self._delivery.bind(current_page())
         return await self._run(self._start, output_path, configuration, upload,
                                timeout=_either(timeout, wait_timeout))
 
@@ -248,12 +288,12 @@ class AudioRecorder(_ClientPlaceholder):
     async def pause_recording(self, *, timeout: float | None = None,
                               wait_timeout: float | None = None) -> None:
         """Pause; the paused time is left out of the take."""
-        await self._run(self._pause, timeout=_either(timeout, wait_timeout))
+        await self._run(self._core.pause_recording, timeout=_either(timeout, wait_timeout))
 
     async def resume_recording(self, *, timeout: float | None = None,
                                wait_timeout: float | None = None) -> None:
         """Resume a paused take."""
-        await self._run(self._resume, timeout=_either(timeout, wait_timeout))
+        await self._run(self._core.resume_recording, timeout=_either(timeout, wait_timeout))
 
     async def is_recording(self, *, timeout: float | None = None,
                            wait_timeout: float | None = None) -> bool:
@@ -296,18 +336,11 @@ class AudioRecorder(_ClientPlaceholder):
 
     # -- blocking implementations, run on the recorder's worker thread ---------------------
     async def _run(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor(), fn, *args)
-        return await asyncio.wait_for(future, timeout) if timeout else await future
+        return await self._calls.run(fn, *args, timeout=timeout)
 
     def _call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """Blocking twin of :meth:`_run`, for 0.27-style synchronous methods."""
-        return self._executor().submit(fn, *args).result(timeout)
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="micrec-flet")
-        return self._worker
+        return self._calls.call(fn, *args, timeout=timeout)
 
     def _start(self, output_path: str | os.PathLike[str] | None,
                configuration: t.AudioRecorderConfiguration | None,
@@ -315,6 +348,11 @@ class AudioRecorder(_ClientPlaceholder):
         config = configuration if configuration is not None else self.configuration
         streaming = upload is not None or self.on_stream is not None
         _check_stream_request(output_path, config, upload, streaming)
+        if streaming and self.segment_seconds is not None:
+            raise InvalidConfigError(
+                f"segment_seconds={self.segment_seconds!r} splits the take into files, and a streamed or "
+                "uploaded take is one continuous PCM16 stream; set segment_seconds=None or drop "
+                "on_stream/upload", value=self.segment_seconds, name="segment_seconds")
         self._configure_core(config)
         keep = output_path is not None and os.fspath(output_path) != ""
         path = Path(os.fspath(output_path)) if keep else _temporary_take()  # type: ignore[arg-type]
@@ -328,7 +366,6 @@ class AudioRecorder(_ClientPlaceholder):
             raise
         with self._take_lock:
             self._take = _Take(path, keep, upload)
-        self._core.wait_for_events(EVENT_WAIT)
         return True
 
     def _configure_core(self, config: t.AudioRecorderConfiguration) -> None:
@@ -342,30 +379,23 @@ class AudioRecorder(_ClientPlaceholder):
         core.cancel_echo = config.cancel_echo
         device: Any = config.device
         core.device = device.id if isinstance(device, InputDevice) else device
+        for name in EXTENSION_SETTINGS:
+            setattr(core, name, getattr(self, name))
 
     def _stop(self) -> str | None:
         take = self._pop_take()
         path = self._core.stop_recording()
-        self._core.wait_for_events(EVENT_WAIT)
+        self._core.wait_for_events(EVENT_WAIT)  # STOPPED goes out before any upload event
         if take is None:
             return path
         self._finish(take)
-        return str(take.path) if take.keep else None
+        return path if take.keep else None
 
     def _cancel(self) -> None:
         take = self._pop_take()
         self._core.cancel_recording()
-        self._core.wait_for_events(EVENT_WAIT)
         if take is not None and not take.keep:
             shutil.rmtree(take.path.parent, ignore_errors=True)
-
-    def _pause(self) -> None:
-        self._core.pause_recording()
-        self._core.wait_for_events(EVENT_WAIT)
-
-    def _resume(self) -> None:
-        self._core.resume_recording()
-        self._core.wait_for_events(EVENT_WAIT)
 
     def _devices(self) -> list[t.InputDevice]:
         from ..recorder import list_input_devices
@@ -424,8 +454,10 @@ class AudioRecorder(_ClientPlaceholder):
             path=core_event.path, error=core_event.error)
         for handler in _distinct(self.on_state_change, self.on_state_changed):
             self._delivery.post(handler, event)
-        if state is AudioRecorderState.STOPPED and core_event.error is not None:
-            take = self._pop_take()  # a fault ended the take: nobody will call stop for it
+        if state is AudioRecorderState.STOPPED:
+            # Still ours: the take ended by itself (a fault, until_silence, a duration), not by
+            # stop or cancel, which take it first; nobody will call stop for it.
+            take = self._pop_take()
             if take is not None:
                 threading.Thread(target=self._finish, args=(take,), name="micrec-flet-finish",
                                  daemon=True).start()
@@ -479,12 +511,3 @@ def _encoder(value: Any) -> AudioEncoder | None:
 def _temporary_take() -> Path:
     # A directory of our own, so that nothing else can sit at (or race for) the file's name.
     return Path(tempfile.mkdtemp(prefix="micrec-flet-")) / "stream.pcm"
-
-
-def _current_page() -> Any:
-    import flet as ft
-
-    try:
-        return ft.context.page
-    except RuntimeError:
-        return None

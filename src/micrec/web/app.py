@@ -11,10 +11,15 @@ Routes
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import json
+import logging
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .. import encoders
 from .._lazy import require
 from ..types import AudioEncoder, AudioRecorderStateChangeEvent
-from .errors import CLOSE_POLICY, CLOSE_TRY_LATER
+from .errors import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_LATER, ServerShutdownError
 from .protocol import Limits
 from .security import DEFAULT_HOSTS, TokenSigner, origin_allowed
 from .takes import TakeStore
@@ -33,7 +38,11 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.websockets import WebSocket
 
-__all__ = ["ENV_PREFIX", "WebConfig", "app_from_env", "create_app"]
+    from .handler import TakeConnection
+
+__all__ = ["ENV_PREFIX", "SHUTDOWN_REASON", "WebConfig", "app_from_env", "create_app"]
+
+log = logging.getLogger("micrec.web")
 
 STATIC = Path(__file__).with_name("static")
 #: Environment variables :func:`app_from_env` reads (``MICREC_WEB_DIR`` etc.).
@@ -43,6 +52,10 @@ _BASE_SLOT = "__MICREC_BASE__"
 _CSP = ("default-src 'self'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:; "
         "object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
 StateHandler = Callable[[AudioRecorderStateChangeEvent], Any]
+#: What every open take's browser is told when the server shuts down.
+SHUTDOWN_REASON = "the server is shutting down; the take was saved"
+#: Seconds one take may need to be finalized at shutdown before the server stops waiting for it.
+_SHUTDOWN_WAIT = 30.0
 DEFAULT_SETTINGS: dict[str, Any] = {"audio_encoder": "wav", "sample_rate": 48000, "channels_num": 1,
                                     "bit_rate": 128000, "auto_gain": False, "suppress_noise": False,
                                     "cancel_echo": False}
@@ -69,6 +82,12 @@ class WebConfig:
     on_state_changed : callable, optional
         Called with every take's :class:`~micrec.AudioRecorderStateChangeEvent` (``e.path``
         names the take, ``e.error`` the fault that ended it), on a micrec thread.
+    handle_signals : bool
+        On SIGTERM/SIGINT, first end and save every open take (each browser gets the close
+        reason :data:`SHUTDOWN_REASON`), then pass the signal on to the server's own handler.
+        ASGI servers close WebSockets without a reason when they shut down; this comes first.
+        Needs the ASGI lifespan and a server whose event loop runs in the main thread
+        (uvicorn's does); ``micrec serve`` turns it on. Default off.
     """
 
     directory: Path
@@ -78,12 +97,13 @@ class WebConfig:
     secret: bytes | None = None
     defaults: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     on_state_changed: StateHandler | None = None
+    handle_signals: bool = False
 
 
 def create_app(directory: str | os.PathLike[str] = "recordings", *, limits: Limits | None = None,
                allowed_hosts: tuple[str, ...] = DEFAULT_HOSTS, allowed_origins: tuple[str, ...] = (),
                secret: bytes | None = None, defaults: dict[str, Any] | None = None,
-               on_state_changed: StateHandler | None = None) -> Starlette:
+               on_state_changed: StateHandler | None = None, handle_signals: bool = False) -> Starlette:
     """The micrec.web ASGI application (Starlette).
 
     Parameters are those of :class:`WebConfig`. Mount it into FastAPI or any ASGI app, or run
@@ -97,7 +117,7 @@ def create_app(directory: str | os.PathLike[str] = "recordings", *, limits: Limi
         ``directory`` cannot be created.
     """
     config = WebConfig(Path(directory), limits or Limits(), tuple(allowed_hosts), tuple(allowed_origins),
-                       secret, {**DEFAULT_SETTINGS, **(defaults or {})}, on_state_changed)
+                       secret, {**DEFAULT_SETTINGS, **(defaults or {})}, on_state_changed, handle_signals)
     return _Server(config).app()
 
 
@@ -106,7 +126,8 @@ def app_from_env() -> Starlette:
 
     ``MICREC_WEB_DIR`` (recordings directory), ``MICREC_WEB_SECRET`` (hex key shared by all
     workers: required for more than one), ``MICREC_WEB_HOSTS`` and ``MICREC_WEB_ORIGINS``
-    (comma-separated), ``MICREC_WEB_DEFAULTS`` (JSON recorder settings).
+    (comma-separated), ``MICREC_WEB_DEFAULTS`` (JSON recorder settings),
+    ``MICREC_WEB_HANDLE_SIGNALS`` (``1``: see ``handle_signals``).
     """
     env = os.environ
     secret = env.get(ENV_PREFIX + "SECRET")
@@ -114,7 +135,8 @@ def app_from_env() -> Starlette:
     return create_app(env.get(ENV_PREFIX + "DIR", "recordings"), allowed_hosts=hosts,
                       allowed_origins=_split(env.get(ENV_PREFIX + "ORIGINS")),
                       secret=bytes.fromhex(secret) if secret else None,
-                      defaults=json.loads(env.get(ENV_PREFIX + "DEFAULTS") or "{}"))
+                      defaults=json.loads(env.get(ENV_PREFIX + "DEFAULTS") or "{}"),
+                      handle_signals=env.get(ENV_PREFIX + "HANDLE_SIGNALS") == "1")
 
 
 class _Server:
@@ -124,8 +146,31 @@ class _Server:
         self.config = config
         self.store = TakeStore(config.directory)
         self.tokens = TokenSigner(config.secret)
-        self.active_takes = 0
+        self.connections: set[TakeConnection] = set()
+        self.closing: str | None = None
         self._page = (STATIC / "index.html").read_text(encoding="utf-8")
+
+    async def end_takes(self, reason: str = SHUTDOWN_REASON) -> int:
+        """End and save every open take; returns how many connections were ended.
+
+        Each browser gets the ``stopped`` summary and a close frame (1001) with ``reason``;
+        connections still waiting for ``start`` are refused with it, and so is every new one.
+        """
+        self.closing = reason
+        takes = list(self.connections)
+        results = await asyncio.gather(*(self._end_one(take, reason) for take in takes), return_exceptions=True)
+        for take, result in zip(takes, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("micrec.web: ending take %s at shutdown failed: %r", take.name, result)
+        return len(takes)
+
+    async def _end_one(self, take: TakeConnection, reason: str) -> None:
+        error = ServerShutdownError(reason, name="shutdown")
+        try:
+            await asyncio.wait_for(take.end_for_shutdown(error), _SHUTDOWN_WAIT)
+        except TimeoutError:
+            log.error("micrec.web: take %s was not finalized within %g s of the shutdown", take.name,
+                      _SHUTDOWN_WAIT)
 
     def app(self) -> Starlette:
         require("starlette", extra="web")
@@ -143,7 +188,21 @@ class _Server:
             WebSocketRoute("/ws", self.websocket),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
-        return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+        app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],
+                        lifespan=self.lifespan)
+        app.state.micrec = self  # for tests and debugging: the open connections, end_takes()
+        return app
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        hook = _SaveTakesFirst(self) if self.config.handle_signals else None
+        if hook is not None:
+            hook.install()
+        try:
+            yield
+        finally:
+            if hook is not None:
+                hook.restore()
 
     # -- pages and files --------------------------------------------------------------------
     async def page(self, request: Request) -> Response:
@@ -194,29 +253,110 @@ class _Server:
         await websocket.accept()
         config = self.config
         take = TakeConnection(websocket, self.store.new_path, config.limits, config.defaults,
-                              config.on_state_changed)
+                              config.on_state_changed, admit=self._busy)
         refusal = self._refusal(websocket)
         if refusal is not None:
             await take.refuse(*refusal)
             return
-        self.active_takes += 1
+        self.connections.add(take)
         try:
             await take.run()
         finally:
-            self.active_takes -= 1
+            self.connections.discard(take)
+
+    @property
+    def recording(self) -> int:
+        """Connections whose take is admitted (recording, or being finalized)."""
+        return sum(1 for take in self.connections if take.admitted)
+
+    def _busy(self) -> str | None:
+        """Why a new take cannot start now (all take places used), else None."""
+        recording, limit = self.recording, self.config.limits.max_takes
+        if recording >= limit:
+            return f"server busy: {recording} takes recording (limit {limit}); try again later"
+        return None
 
     def _refusal(self, websocket: WebSocket) -> tuple[int, str] | None:
         """(close code, reason) when this connection may not record, else None."""
+        if self.closing is not None:
+            return CLOSE_GOING_AWAY, self.closing
         origin = websocket.headers.get("origin")
         if not origin_allowed(origin, websocket.headers.get("host"), self.config.allowed_origins):
             return CLOSE_POLICY, f"origin {origin!r} is not allowed to record here"
         reason = self.tokens.check(websocket.query_params.get("token"))
         if reason is not None:
             return CLOSE_POLICY, reason
-        if self.active_takes >= self.config.limits.max_takes:
-            return CLOSE_TRY_LATER, (f"server busy: {self.active_takes} takes recording (limit "
-                                     f"{self.config.limits.max_takes}); try again later")
-        return None
+        waiting, limit = len(self.connections) - self.recording, self.config.limits.max_pending
+        if waiting >= limit:
+            return CLOSE_TRY_LATER, (f"server busy: {waiting} connections waiting to start (limit {limit}); "
+                                     "try again later")
+        busy = self._busy()
+        return None if busy is None else (CLOSE_TRY_LATER, busy)
+
+
+
+class _SaveTakesFirst:
+    """SIGTERM/SIGINT handlers that save every open take, then hand the signal to the server.
+
+    Installed over the server's own handlers (uvicorn's set ``should_exit``) once the server
+    runs. A second signal while the takes are being saved is ignored: stopping then could
+    leave half-written files.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, server: _Server) -> None:
+        self._server = server
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous: dict[int, Any] = {}
+        self._saving = False
+        self._task: asyncio.Task[None] | None = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("micrec.web: handle_signals needs the server's event loop in the main thread; "
+                        "open takes are not saved before a signal stops the server")
+            return
+        self._loop = asyncio.get_running_loop()
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # This runs between two bytecodes of whatever the loop's thread was doing: only set a
+        # flag and hand the work to the loop the thread-safe way.
+        if self._saving:
+            return
+        self._saving = True
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._start_saving, signum)
+
+    def _start_saving(self, signum: int) -> None:
+        takes = len(self._server.connections)
+        if takes:
+            log.warning("micrec.web: %s: saving %d open take(s) before shutting down (further signals "
+                        "are ignored until they are saved)", signal.Signals(signum).name, takes)
+        self._task = asyncio.ensure_future(self._save_then_pass_on(signum))
+
+    async def _save_then_pass_on(self, signum: int) -> None:
+        try:
+            await self._server.end_takes(SHUTDOWN_REASON)
+        finally:
+            previous = self._previous.get(signum, signal.SIG_DFL)
+            if callable(previous):
+                # The server's own handler shuts it down; this one stays installed and keeps
+                # ignoring further signals (to uvicorn a second Ctrl-C would mean "cancel
+                # everything now", with a traceback) until the server has stopped.
+                previous(signum, None)
+            else:
+                self.restore()
+                if previous == signal.SIG_DFL:
+                    signal.raise_signal(signum)
 
 
 def _encoder_support() -> list[dict[str, Any]]:

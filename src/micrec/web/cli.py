@@ -6,9 +6,7 @@ Registered into the ``micrec`` command by :mod:`micrec.cli`; imports nothing hea
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
 import sys
 from typing import Any
 
@@ -63,6 +61,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _environment(args: argparse.Namespace) -> dict[str, str]:
     """What the worker processes read in ``app_from_env``; one secret so all accept all tokens."""
+    import json
+    import secrets
+
     from .security import DEFAULT_HOSTS
 
     hosts = list(DEFAULT_HOSTS) + list(args.allow_host)
@@ -71,7 +72,7 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
     defaults = {"audio_encoder": args.encoder, "sample_rate": args.rate, "channels_num": args.channels}
     return {"MICREC_WEB_DIR": os.path.abspath(args.dir), "MICREC_WEB_SECRET": secrets.token_hex(32),
             "MICREC_WEB_HOSTS": ",".join(hosts), "MICREC_WEB_ORIGINS": ",".join(args.allow_origin),
-            "MICREC_WEB_DEFAULTS": json.dumps(defaults)}
+            "MICREC_WEB_DEFAULTS": json.dumps(defaults), "MICREC_WEB_HANDLE_SIGNALS": "1"}
 
 
 def _display_host(host: str) -> str:

@@ -11,7 +11,8 @@ from typing import Any
 
 from ..errors import DeviceError, DeviceLostError
 
-__all__ = ["ClientGoneError", "LimitExceededError", "ProtocolViolationError", "WebCaptureError"]
+__all__ = ["ClientGoneError", "LimitExceededError", "ProtocolViolationError", "ServerShutdownError",
+           "WebCaptureError"]
 
 # WebSocket close codes (RFC 6455 section 7.4.1).
 CLOSE_NORMAL = 1000
@@ -20,6 +21,7 @@ CLOSE_INVALID_DATA = 1007
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_SERVER_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_LATER = 1013
 
 
@@ -53,3 +55,9 @@ class LimitExceededError(ProtocolViolationError):
                  close_code: int = CLOSE_POLICY) -> None:
         super().__init__(message, value=value, name=name)
         self.close_code = close_code
+
+
+class ServerShutdownError(WebCaptureError):
+    """The server is shutting down (SIGTERM, Ctrl-C): the take was ended and saved."""
+
+    close_code = CLOSE_GOING_AWAY

@@ -5,7 +5,7 @@ One WebSocket carries one take::
     client → server  text    {"type": "start", "rate": 48000, "channels": 1,
                               "audio_encoder": "wav", "sample_rate": 48000, "channels_num": 1,
                               "bit_rate": 128000, "auto_gain": false, "suppress_noise": false,
-                              "cancel_echo": false}
+                              "cancel_echo": false, "until_silence": null}
     server → client  text    {"type": "started", "take": "take-....wav", ...}
     client → server  binary  int16 little-endian PCM, interleaved, ``channels`` wide, at ``rate``
     client → server  text    {"type": "pause"} | {"type": "resume"} | {"type": "stop"}
@@ -27,14 +27,25 @@ from typing import Any
 from .errors import CLOSE_TOO_BIG, LimitExceededError, ProtocolViolationError
 
 __all__ = ["COMMANDS", "Limits", "StartRequest", "close_reason", "parse_command", "parse_start",
-           "split_frame"]
+           "short_repr", "split_frame"]
 
 #: Commands a client may send after ``start``.
 COMMANDS = ("pause", "resume", "stop")
 #: A WebSocket close reason is at most 123 bytes of UTF-8 (RFC 6455 section 5.5).
 _MAX_REASON_BYTES = 123
-_SETTINGS = ("audio_encoder", "sample_rate", "channels_num", "bit_rate", "auto_gain", "suppress_noise",
-             "cancel_echo")
+#: The recorder settings a ``start`` may carry: the JSON types each may have, and how to say so.
+_SETTINGS: dict[str, tuple[tuple[type, ...], str]] = {
+    "audio_encoder": ((str,), "a string"),
+    "sample_rate": ((int,), "a whole number"),
+    "channels_num": ((int,), "a whole number"),
+    "bit_rate": ((int,), "a whole number"),
+    "auto_gain": ((bool,), "true or false"),
+    "suppress_noise": ((bool,), "true or false"),
+    "cancel_echo": ((bool,), "true or false"),
+    "until_silence": ((int, float, type(None)), "a number of seconds or null"),
+}
+#: Longest rendering of a client's value in an error message.
+_MAX_VALUE_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,10 @@ class Limits:
     max_take_seconds : float
         Longest take (recorded time, pauses excluded); the take is saved and ended there.
     max_takes : int
-        Takes one process records at once; more connections are told to retry later.
+        Takes one process records at once; more are told to retry later.
+    max_pending : int
+        Connections that have not sent ``start`` yet, at once; more are told to retry later
+        (they do not hold a take's place while they wait).
     burst_seconds : float
         How far ahead of real time a client may get (network bunching); more is a flood.
     start_timeout : float
@@ -67,6 +81,7 @@ class Limits:
     max_channels: int = 2
     max_take_seconds: float = 3600.0
     max_takes: int = 64
+    max_pending: int = 256
     burst_seconds: float = 3.0
     start_timeout: float = 10.0
     idle_seconds: float = 30.0
@@ -85,12 +100,12 @@ def parse_message(text: str) -> dict[str, Any]:
     """Decode one text message into a dict with a string ``type``."""
     try:
         message = json.loads(text)
-    except ValueError:
-        raise ProtocolViolationError(f"text message is not JSON: {text[:40]!r}", value=text[:40],
+    except (ValueError, RecursionError):  # RecursionError: "[[[[...", nested deeper than Python's stack
+        raise ProtocolViolationError(f"text message is not JSON: {short_repr(text)}", value=text[:_MAX_VALUE_CHARS],
                                      name="message") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise ProtocolViolationError(f"text message has no \"type\": {text[:40]!r}", value=text[:40],
-                                     name="message")
+        raise ProtocolViolationError(f"text message has no \"type\": {short_repr(text)}",
+                                     value=text[:_MAX_VALUE_CHARS], name="message")
     return message
 
 
@@ -100,14 +115,15 @@ def parse_start(text: str, limits: Limits) -> StartRequest:
     Raises
     ------
     ProtocolViolationError
-        Not a ``start`` message, or ``rate``/``channels`` are not whole numbers.
+        Not a ``start`` message, ``rate``/``channels`` are not whole numbers, or a recorder
+        setting has the wrong JSON type.
     LimitExceededError
         ``rate`` or ``channels`` outside the limits.
     """
     message = parse_message(text)
     if message["type"] != "start":
-        raise ProtocolViolationError(f"the first message must be start, not {message['type']!r}",
-                                     value=message["type"], name="type")
+        raise ProtocolViolationError(f"the first message must be start, not {short_repr(message['type'])}",
+                                     value=message["type"][:_MAX_VALUE_CHARS], name="type")
     rate = _whole(message, "rate")
     channels = _whole(message, "channels")
     if not limits.min_rate <= rate <= limits.max_rate:
@@ -116,7 +132,7 @@ def parse_start(text: str, limits: Limits) -> StartRequest:
     if not 1 <= channels <= limits.max_channels:
         raise LimitExceededError(f"channels {channels} is outside 1..{limits.max_channels}",
                                  value=channels, name="channels")
-    settings = {key: message[key] for key in _SETTINGS if key in message}
+    settings = {key: _typed(message, key, *kinds) for key, kinds in _SETTINGS.items() if key in message}
     return StartRequest(rate, channels, settings)
 
 
@@ -163,6 +179,24 @@ def close_reason(message: str) -> str:
 def _whole(message: dict[str, Any], key: str) -> int:
     value = message.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ProtocolViolationError(f"start needs a whole number {key!r}, got {value!r}", value=value,
-                                     name=key)
+        raise ProtocolViolationError(f"start needs a whole number {key!r}, got {short_repr(value)}",
+                                     value=value, name=key)
     return value
+
+
+def _typed(message: dict[str, Any], key: str, kinds: tuple[type, ...], label: str) -> Any:
+    """``message[key]`` if it has one of the JSON types ``kinds`` (a bool is not a number here)."""
+    value = message[key]
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise ProtocolViolationError(f"start field {key!r} must be {label}, got {short_repr(value)}",
+                                     value=value, name=key)
+    return value
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to a readable length: a client's value may be megabytes, or nested deep."""
+    try:
+        text = repr(value[: _MAX_VALUE_CHARS + 1] if isinstance(value, str) else value)
+    except RecursionError:
+        text = f"<a {type(value).__name__} nested too deep>"
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."

@@ -4,6 +4,7 @@
 //   const rec = new MicrecRecorder({ token, audio_encoder: "flac", sample_rate: 48000 });
 //   rec.addEventListener("state", (e) => console.log(e.detail.state));
 //   rec.addEventListener("level", (e) => console.log(e.detail.current));
+//   rec.addEventListener("audio", (e) => draw(e.detail.samples));  // the int16 frames sent
 //   await rec.start();  ...  rec.pause(); rec.resume();  const summary = await rec.stop();
 //
 // Audio is captured as PCM by an AudioWorklet (no MediaRecorder re-encoding) and sent as
@@ -18,7 +19,7 @@ export class MicrecRecorder extends EventTarget {
     this.options = {
       url: new URL("ws", document.baseURI).href.replace(/^http/, "ws"),  // works under a mount prefix
       audio_encoder: "wav", sample_rate: 48000, channels_num: 1, bit_rate: 128000,
-      auto_gain: false, suppress_noise: false, cancel_echo: false, ...options,
+      auto_gain: false, suppress_noise: false, cancel_echo: false, until_silence: null, ...options,
     };
     this.state = "stopped";
     this.sentFrames = 0;
@@ -77,7 +78,7 @@ export class MicrecRecorder extends EventTarget {
         type: "start", rate, channels,
         audio_encoder: o.audio_encoder, sample_rate: o.sample_rate, channels_num: o.channels_num,
         bit_rate: o.bit_rate, auto_gain: o.auto_gain, suppress_noise: o.suppress_noise,
-        cancel_echo: o.cancel_echo,
+        cancel_echo: o.cancel_echo, until_silence: o.until_silence,
       }));
       ws.onmessage = (e) => {
         const msg = JSON.parse(e.data);
@@ -114,6 +115,9 @@ export class MicrecRecorder extends EventTarget {
     if (!this._sending || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
     this.ws.send(buffer);
     this.sentFrames += buffer.byteLength / (2 * channels);
+    // What went into the take (nothing while paused), for pictures and meters of the page's own.
+    const detail = { samples: new Int16Array(buffer), channels, rate: this.context.sampleRate };
+    this.dispatchEvent(new CustomEvent("audio", { detail }));
   }
 
   _command(type) {

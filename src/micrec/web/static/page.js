@@ -1,10 +1,18 @@
-// The recorder page: buttons, level meter, clock and the list of takes, on top of micrec.js.
+// The recorder page: buttons, level meter, clock, waveforms and the list of takes, on top of micrec.js.
 import { MicrecRecorder } from "./micrec.js";
+import { Envelope, LiveWaveform, drawEnvelope, drawNoPreview, envelopeOf } from "./waveform.js";
 
 const config = JSON.parse(document.getElementById("micrec-config").textContent);
 const $ = (id) => document.getElementById(id);
 const FLOOR_DB = -60;
-const page = { recorder: null, last: null, levels: 0, recorderOptions: {} };
+// Takes larger than this get no thumbnail unless this page recorded them (decoding means
+// downloading the whole file).
+const MAX_DECODE_BYTES = 16 * 1024 * 1024;
+const DECODE_RATE = 8000;  // thumbnails need no more; it keeps decoded takes small
+const page = { recorder: null, last: null, levels: 0, recorderOptions: {}, live: null, envelope: null,
+               thumbnails: new Map() };
+// "Stop when I stop talking": the take ends this many seconds after the last word.
+const STOP_AFTER_SILENCE_S = 2;
 // For scripts and tests: the recorder, the last take's summary, and options that override the
 // page's own for the next take.
 window.micrecPage = page;
@@ -36,12 +44,16 @@ async function record() {
     sample_rate: Number($("sample-rate").value), channels_num: Number($("channels").value),
     bit_rate: config.defaults.bit_rate, cancel_echo: $("cancel-echo").checked,
     suppress_noise: $("suppress-noise").checked, auto_gain: $("auto-gain").checked,
+    until_silence: $("until-silence").checked ? STOP_AFTER_SILENCE_S : null,
     ...page.recorderOptions,
   });
   page.recorder = rec;
   rec.addEventListener("state", (e) => showState(e.detail.state, e.detail.error));
   rec.addEventListener("level", (e) => showLevel(e.detail));
   rec.addEventListener("closed", (e) => finished(e.detail.summary));
+  page.envelope = new Envelope();
+  page.live = null;
+  rec.addEventListener("audio", (e) => showAudio(e.detail));
   showState("starting", null);
   try {
     await rec.start();
@@ -56,7 +68,17 @@ async function stop() {
   await page.recorder.stop();
 }
 
+function showAudio({ samples, channels, rate }) {
+  if (!page.live) page.live = new LiveWaveform($("live-wave"), { rate, channels });
+  page.live.push(samples);
+  page.envelope.push(samples);
+}
+
 function finished(summary) {
+  if (summary && summary.take && page.envelope && page.envelope.lows.length) {
+    page.thumbnails.set(summary.take, { envelope: page.envelope, source: "recorded" });
+  }
+  page.envelope = null;
   page.last = summary;
   if (summary && summary.error) $("message").textContent = summary.error;
   showLevel({ current: -160, max: summary && summary.error ? -160 : null });
@@ -112,10 +134,41 @@ async function refreshTakes() {
     const link = document.createElement("a");
     link.href = `${url}&download=1`;
     link.textContent = "download";
-    li.append(name, audio, link);
+    const thumb = document.createElement("canvas");
+    thumb.className = "thumb";
+    thumb.width = 240;
+    thumb.height = 40;
+    thumb.dataset.take = take.name;
+    li.append(name, thumb, audio, link);
     return li;
   }));
   $("no-takes").hidden = takes.length > 0;
+  for (const take of takes) await showThumbnail(take, list.querySelector(`canvas[data-take="${take.name}"]`));
+}
+
+// A take's thumbnail: from the audio this page recorded, else decoded in the page.
+async function showThumbnail(take, canvas) {
+  if (!canvas) return;
+  let known = page.thumbnails.get(take.name);
+  if (!known) {
+    known = { envelope: await decodedEnvelope(take), source: "decoded" };
+    if (!known.envelope) known.source = "none";
+    page.thumbnails.set(take.name, known);
+  }
+  if (known.envelope) drawEnvelope(canvas, known.envelope); else drawNoPreview(canvas);
+  canvas.dataset.source = known.source;
+}
+
+async function decodedEnvelope(take) {
+  if (take.size > MAX_DECODE_BYTES) return null;
+  try {
+    const response = await fetch(`takes/${encodeURIComponent(take.name)}?token=${encodeURIComponent(config.token)}`);
+    if (!response.ok) return null;
+    const audio = await new OfflineAudioContext(1, 1, DECODE_RATE).decodeAudioData(await response.arrayBuffer());
+    return envelopeOf(audio);
+  } catch {
+    return null;  // a format this browser does not decode (AMR, raw PCM)
+  }
 }
 
 setup();
