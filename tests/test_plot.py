@@ -200,7 +200,12 @@ def test_every_format_is_drawn(tmp_path: Path, encoder: str, name: str, label: s
     title = title_of(take, analysis)
     assert label in title and f"{take.duration:.2f} s" in title
     peak = float(title.split("peak ")[1].split(" dBFS")[0])
-    assert peak == pytest.approx(-6.0, abs=0.3 if encoder in ("wav", "flac", "pcm16bits") else 1.5)
+    # The title's peak is the decoded file's own (micrec.plot rounds it to 0.1 dB) ...
+    assert peak == pytest.approx(20 * np.log10(np.abs(take.samples).max()), abs=0.051)
+    # ... and near the tone's -6 dBFS. Lossy codecs move a tone's peak; AMR-NB's moves with the
+    # resampler's last-bit rounding, which depends on block boundaries: -5.8 to -4.4 in 30 takes.
+    codec_change = {"wav": 0.3, "flac": 0.3, "pcm16bits": 0.3, "amrNb": 2.5, "amrWb": 2.5}.get(encoder, 1.5)
+    assert peak == pytest.approx(-6.0, abs=codec_change)
 
 
 def test_a_stereo_picture_with_clipping(tmp_path: Path) -> None:
