@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +174,62 @@ def match_feed(recording: npt.ArrayLike, feed: npt.ArrayLike, window: int = 480)
         runs.append((p, offset, n))
         p += n
     return FeedMatch(runs, gap, bad)
+
+
+def mic_hears(server: VirtualMicrophone, mic: str = "vmic_a", rate: int = 48000, seconds: float = 20.0,
+              threshold: int = 8000) -> bool:
+    """Whether ``mic`` carries a sound above ``threshold`` within ``seconds`` (never a blocking read).
+
+    Something must be playing into its feed; parec reads it at 20 ms, its own stream.
+    """
+    reader = subprocess.Popen(["parec", "--raw", "--latency-msec=20", "-d", mic, "--format=s16le",
+                               f"--rate={rate}", "--channels=1"], env=server.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert reader.stdout is not None
+        fd = reader.stdout.fileno()
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([fd], [], [], left)[0]:
+                return False
+            data = os.read(fd, rate // 50 * 2)
+            if not data:
+                return False  # parec ended
+            chunk = np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
+            if len(chunk) and np.abs(chunk.astype(np.int32)).max() > threshold:
+                return True
+        return False
+    finally:
+        reader.kill()
+        reader.wait(FFMPEG_TIMEOUT)
+
+
+def delivers_audio(server: VirtualMicrophone) -> bool:
+    """Whether a tone played into vmic_a's feed reaches vmic_a (the server answers and carries audio)."""
+    if not server.answers():
+        return False
+    try:
+        server.play_tone(1000, 3.0, 0.5, mic="vmic_a")
+        return mic_hears(server, "vmic_a", 48000, seconds=10.0)
+    except (subprocess.SubprocessError, OSError):
+        return False
+    finally:
+        try:
+            server.stop_players()
+        except (subprocess.SubprocessError, OSError):
+            pass
+
+
+def ensure_delivering(server: VirtualMicrophone) -> None:
+    """Restart the session's server if it no longer carries audio from a feed to its microphone.
+
+    Run after a real-stack test failed: pipewire-pulse 0.3.65 was seen to go on answering but
+    deliver nothing after a long run, and every later test on it then failed or waited forever.
+    """
+    if not delivers_audio(server):
+        warnings.warn(f"the private {server.server} server no longer delivered a feed; restarting it",
+                      stacklevel=2)
+        server.restart()
 
 
 def ensure_answering(server: VirtualMicrophone) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import pytest
 from micrec import AudioRecorder, EncoderUnavailableError, InvalidConfigError
 from micrec.vmic import VirtualMicrophone, write_wav
 
-from audio import dominant_frequency, ensure_answering, ffmpeg_decode, have_ffmpeg, noise, tone
+from audio import dominant_frequency, ensure_answering, ffmpeg_decode, have_ffmpeg, mic_hears, noise, tone
 
 pytestmark = [
     pytest.mark.pulse,
@@ -179,28 +178,8 @@ class Feed:
             self._player.wait(TIMEOUT)
             self._player = None
 
-    def _heard(self, seconds: float = 20.0) -> bool:
-        """Whether the microphone carries the feed within ``seconds`` (never a blocking read)."""
-        reader = subprocess.Popen(["parec", "--raw", "--latency-msec=20", "-d", "vmic_a", "--format=s16le",
-                                   f"--rate={FEED_RATE}", "--channels=1"], env=self._vm.env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        try:
-            assert reader.stdout is not None
-            fd = reader.stdout.fileno()
-            deadline = time.monotonic() + seconds
-            while (left := deadline - time.monotonic()) > 0:
-                if not select.select([fd], [], [], left)[0]:
-                    return False
-                data = os.read(fd, FEED_RATE // 50 * 2)
-                if not data:
-                    return False  # parec ended
-                chunk = np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
-                if len(chunk) and np.abs(chunk.astype(np.int32)).max() > 8000:
-                    return True
-            return False
-        finally:
-            reader.kill()
-            reader.wait(TIMEOUT)
+    def _heard(self) -> bool:
+        return mic_hears(self._vm, "vmic_a", FEED_RATE)
 
 
 def record_batch(vm: VirtualMicrophone, plan: list[Take], directory: Path,

@@ -257,10 +257,11 @@ def test_wait_for_voice_on_the_real_stack(vmic: VirtualMicrophone, tmp_path: Pat
     assert rec.state == "recording" and rec.waiting_for_voice
     vmic.play_samples(feed.samples, RATE, mic="vmic_a")
     levels = []
-    while rec.waiting_for_voice and rec.is_recording():
+    deadline = time.monotonic() + 60
+    while rec.waiting_for_voice and rec.is_recording() and time.monotonic() < deadline:
         levels.append(rec.get_amplitude().current)
         time.sleep(0.05)
-    assert events.stopped.wait(60)
+    assert events.stopped.wait(60), "the take never heard the voice (or never stopped after it)"
     assert max(levels) > -60  # the meter shows the noise while nothing is written
     data, offset = _take_in_feed(tmp_path / "w.wav", feed)
     assert 0.2 <= (feed.first_word - offset) / RATE <= 0.45  # the first word whole
