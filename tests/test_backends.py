@@ -145,10 +145,12 @@ def test_capture_times_agree_with_the_audio(backend: CaptureBackend, vmic: Virtu
     found = int(np.argmax(correlation[: len(first) - len(piece)]))
     assert np.array_equal(first[found:found + len(piece)], piece), "the same audio in both streams"
     lag = frame_time(sinks[0], found, 48000) - frame_time(sinks[1], 96000, 48000)
-    # Each stream's timeline follows its server's timing reports; on a busy machine one can lag
-    # behind the other by about 10 ms for a while (10.1 ms seen once on PipeWire). 15 ms still
-    # fails on a timeline off by a quantum (43 ms) or a block (100 ms).
-    assert abs(lag) < 0.015, f"the same sound is {1000 * lag:.1f} ms apart on the two streams' clocks"
+    # Each stream's timeline follows its server's timing reports. PulseAudio's agree within a few
+    # ms; pipewire-pulse's are each off by up to a quantum (43 ms), and two streams' averages were
+    # seen 10 and 16 ms apart on a busy machine. The limits still fail on a timeline off by a
+    # block (100 ms), or by a whole quantum on PipeWire.
+    limit = 0.025 if vmic.is_pipewire else 0.010
+    assert abs(lag) < limit, f"the same sound is {1000 * lag:.1f} ms apart on the two streams' clocks"
 
 
 def frame_time(sink: CollectingSink, frame: int, rate: int) -> float:
