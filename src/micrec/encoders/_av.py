@@ -113,6 +113,7 @@ class AvEncoder(Encoder):
         self._delay: int | None = None  # D, learnt from the first packet
         self._packets = 0  # packets in the file
         self._flushed_packets = 0  # packets in the file when the muxer was last flushed
+        self._movie_pending = False  # a fragmented MP4 whose muxer has not written its movie yet
         self._segment_start = 0  # the frame the current codec state started at
         self._encoded = 0  # frames handed to the codec; the rest wait in the batch
         self._batch = _Batch(max(1, round(rate * BATCH_SECONDS)), channels)
@@ -162,10 +163,19 @@ class AvEncoder(Encoder):
             self._flush_muxer()
 
     def _flush_muxer(self) -> None:
+        self._flush_container()
+        if self._movie_pending:
+            # With delay_moov the fragmented MP4 muxer's first flush writes only its movie
+            # header and keeps the packets; the second writes them as the first fragment, a
+            # block earlier than the next flush would (100 ms sooner the first audio in the file).
+            self._movie_pending = False
+            self._flush_container()
+        self._flushed_packets = self._packets
+
+    def _flush_container(self) -> None:
         ret = flush_muxer(self._container)
         if ret < 0:
             raise self._wrap_write_error(OSError(-ret, os.strerror(-ret)))
-        self._flushed_packets = self._packets
 
     def seek(self, frame: int) -> int:
         frame = max(0, min(frame, self.frames_written))
@@ -210,6 +220,7 @@ class AvEncoder(Encoder):
             self._container = container
             if self._muxer in _FRAGMENTED_MUXERS:
                 self._write_empty_movie(path)
+                self._movie_pending = True
             else:
                 self._write_placeholder(path)
         except BaseException:
