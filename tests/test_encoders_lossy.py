@@ -30,7 +30,7 @@ import pytest
 from micrec import AudioRecorder, EncoderUnavailableError, InvalidConfigError
 from micrec.vmic import VirtualMicrophone, write_wav
 
-from audio import dominant_frequency, ensure_answering, ffmpeg_decode, have_ffmpeg, mic_hears, noise, tone
+from audio import dominant_frequency, ensure_delivering, ffmpeg_decode, have_ffmpeg, mic_hears, noise, tone
 
 pytestmark = [
     pytest.mark.pulse,
@@ -232,7 +232,7 @@ def punch_in(feed: Feed, takes: list[Take]) -> None:
 
 @pytest.fixture(scope="module")
 def activated(pulse_server: VirtualMicrophone) -> Iterator[VirtualMicrophone]:
-    ensure_answering(pulse_server)
+    ensure_delivering(pulse_server)
     with pulse_server.activated():
         yield pulse_server
 

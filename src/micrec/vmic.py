@@ -150,9 +150,17 @@ class VirtualMicrophone:
         return True
 
     def restart(self) -> VirtualMicrophone:
-        """Stop the server this object started, if any part of it still runs, and start it anew."""
+        """Stop the server this object started, if any part of it still runs, and start it anew.
+
+        The fresh server has a fresh runtime directory; a process pointed at the old one
+        (:meth:`activate`) is pointed at the new one.
+        """
+        active = bool(self._saved_env)
         self.stop()
-        return self.start()
+        self.start()
+        if active:
+            self.activate()
+        return self
 
     def __enter__(self) -> VirtualMicrophone:
         return self.start()
