@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,41 +177,75 @@ def match_feed(recording: npt.ArrayLike, feed: npt.ArrayLike, window: int = 480)
     return FeedMatch(runs, gap, bad)
 
 
-def mic_hears(server: VirtualMicrophone, mic: str = "vmic_a", rate: int = 48000, seconds: float = 20.0,
-              threshold: int = 8000) -> bool:
-    """Whether ``mic`` carries a sound above ``threshold`` within ``seconds`` (never a blocking read).
+class MicReader:
+    """A parec reading ``mic`` at 20 ms in its own process; every wait has a deadline (select())."""
 
-    Something must be playing into its feed; parec reads it at 20 ms, its own stream.
-    """
-    reader = subprocess.Popen(["parec", "--raw", "--latency-msec=20", "-d", mic, "--format=s16le",
-                               f"--rate={rate}", "--channels=1"], env=server.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        assert reader.stdout is not None
-        fd = reader.stdout.fileno()
+    def __init__(self, server: VirtualMicrophone, mic: str = "vmic_a", rate: int = 48000) -> None:
+        self.rate = rate
+        self._proc = subprocess.Popen(["parec", "--raw", "--latency-msec=20", "-d", mic, "--format=s16le",
+                                       f"--rate={rate}", "--channels=1"], env=server.env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def wait_for_sound(self, seconds: float, threshold: int = 8000) -> bool:
+        """Whether a sample above ``threshold`` comes within ``seconds``."""
+        return self._read_until(lambda chunk: bool(np.abs(chunk.astype(np.int32)).max() > threshold), seconds)
+
+    def wait_for_silence(self, seconds: float, quiet_s: float = 0.1, threshold: int = 64) -> bool:
+        """Whether ``quiet_s`` on end below ``threshold`` comes within ``seconds``."""
+        quiet = 0
+
+        def long_enough(chunk: npt.NDArray[np.int16]) -> bool:
+            nonlocal quiet
+            loud = np.flatnonzero(np.abs(chunk.astype(np.int32)) > threshold)
+            quiet = quiet + len(chunk) if not len(loud) else len(chunk) - 1 - int(loud[-1])
+            return quiet >= quiet_s * self.rate
+
+        return self._read_until(long_enough, seconds)
+
+    def _read_until(self, done: Callable[[npt.NDArray[np.int16]], bool], seconds: float) -> bool:
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             if not select.select([fd], [], [], left)[0]:
                 return False
-            data = os.read(fd, rate // 50 * 2)
+            data = os.read(fd, self.rate // 50 * 2)
             if not data:
                 return False  # parec ended
             chunk = np.frombuffer(data[: len(data) // 2 * 2], dtype=np.int16)
-            if len(chunk) and np.abs(chunk.astype(np.int32)).max() > threshold:
+            if len(chunk) and done(chunk):
                 return True
         return False
-    finally:
-        reader.kill()
-        reader.wait(FFMPEG_TIMEOUT)
+
+    def close(self) -> None:
+        self._proc.kill()
+        self._proc.wait(FFMPEG_TIMEOUT)
+
+    def __enter__(self) -> MicReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def mic_hears(server: VirtualMicrophone, mic: str = "vmic_a", rate: int = 48000, seconds: float = 20.0) -> bool:
+    """Whether ``mic`` carries a loud sound within ``seconds`` (something must play into its feed)."""
+    with MicReader(server, mic, rate) as reader:
+        return reader.wait_for_sound(seconds)
 
 
 def delivers_audio(server: VirtualMicrophone) -> bool:
-    """Whether a tone played into vmic_a's feed reaches vmic_a (the server answers and carries audio)."""
+    """Whether a short tone played into vmic_a's feed reaches vmic_a, and has passed when this returns.
+
+    The tone must be gone before the test that follows records: on PipeWire muting a player
+    takes a while, and the tone's last 100 ms reached the next take's first samples.
+    """
     if not server.answers():
         return False
     try:
-        server.play_tone(1000, 1.0, 0.5, mic="vmic_a")
-        return mic_hears(server, "vmic_a", 48000, seconds=10.0)
+        with MicReader(server, "vmic_a", 48000) as reader:
+            server.play_tone(1000, 0.05, 0.5, mic="vmic_a")
+            return reader.wait_for_sound(10.0) and reader.wait_for_silence(5.0, quiet_s=0.06)
     except (subprocess.SubprocessError, OSError):
         return False
     finally:
@@ -223,10 +258,12 @@ def delivers_audio(server: VirtualMicrophone) -> bool:
 def ensure_delivering(server: VirtualMicrophone) -> None:
     """Restart the session's server if it no longer carries audio from a feed to its microphone.
 
-    pipewire-pulse 0.3.65 was seen to go on answering but deliver nothing after a long run, and
-    every later test on it then failed or waited forever.
+    pipewire-pulse 0.3.65 was seen to crash, or to go on answering but deliver nothing, after a
+    long run, and every later test on it then failed or waited forever. PulseAudio never did:
+    there, answering is enough.
     """
-    if not delivers_audio(server):
+    working = delivers_audio(server) if server.is_pipewire else server.answers()
+    if not working:
         warnings.warn(f"the private {server.server} server no longer delivered a feed; restarting it",
                       stacklevel=2)
         server.restart()

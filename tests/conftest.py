@@ -65,8 +65,8 @@ def pulse_server(request: pytest.FixtureRequest) -> Iterator[VirtualMicrophone]:
 @pytest.fixture
 def vmic(pulse_server: VirtualMicrophone) -> Iterator[VirtualMicrophone]:
     """The private server, activated for this process, with its feeds silent at the start."""
-    # pipewire-pulse 0.3.65 was seen to crash, or to go on answering but deliver nothing, after
-    # a long run: checked before every test (90 ms), so that one fault fails at most one test.
+    # Checked before every test (on PipeWire, a short tone through the feed: 0.2 s), so that one
+    # fault of the server fails at most one test.
     ensure_delivering(pulse_server)
     pulse_server.stop_players()
     with pulse_server.activated():
