@@ -318,7 +318,11 @@ class AvEncoder(Encoder):
         if self._container is None:
             return
         try:
-            self._mux(self._drain())
+            drained = self._drain()
+            # A codec that was given nothing has nothing to give back; opencore's AMR-NB
+            # returns a packet without a timestamp all the same (a take that heard no audio).
+            if self._encoded > self._segment_start:
+                self._mux(drained)
         finally:
             container, self._container = self._container, None
             container.close()
