@@ -11,13 +11,15 @@ server); every test that records from it gets the process environment pointed at
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 
 import pytest
+from _pytest.runner import runtestprotocol
 
 from micrec.vmic import SERVERS, MicSpec, VirtualMicrophone, install_command, missing_programs
 
-from audio import ensure_delivering
+from audio import delivers_audio, ensure_delivering
 
 MIC_A = MicSpec("vmic_a", 48000, 1, "Virtual mic A")
 MIC_B = MicSpec("vmic_b", 44100, 1, "Virtual mic B")
@@ -35,6 +37,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         if mark is not None and callspec is not None and callspec.params.get("pulse_server") == "pipewire":
             item.add_marker(pytest.mark.xfail(reason=mark.kwargs["reason"], strict=False))
+
+
+#: The private server whose tests are running (None between the two servers' groups).
+_live_server: VirtualMicrophone | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Run a real-stack test again, once, when it failed on a server that then proves broken.
+
+    pipewire-pulse 0.3.65 was seen to stop delivering audio in the middle of a long run (three
+    times in five runs of the suite, each time in another test): the test that was recording
+    then fails for the server's sake. Whether it was the server is decided by the same check as
+    before every test (a tone through the feed); a server that still delivers leaves the failure
+    standing. The restart and the second run are reported as a warning.
+    """
+    if "vmic" not in getattr(item, "fixturenames", ()):
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    server = _live_server
+    if any(r.failed for r in reports) and server is not None and not delivers_audio(server):
+        failure = next(r for r in reports if r.failed)
+        warnings.warn(f"the private {server.server} server stopped delivering during {item.nodeid}; restarted it and "
+                      f"ran the test again (the first run: {failure.longreprtext.strip().splitlines()[-1]})",
+                      stacklevel=1)
+        server.restart()
+        if isinstance(item, pytest.Function):
+            item._initrequest()
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    for report in reports:
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 def server_available(server: str = "pulseaudio") -> bool:
@@ -55,10 +91,13 @@ def pulse_server(request: pytest.FixtureRequest) -> Iterator[VirtualMicrophone]:
         if os.environ.get("CI"):
             pytest.fail(f"{message}; scripts/setup.sh must install it")
         pytest.skip(message)
+    global _live_server
     vm = VirtualMicrophone(mics=(MIC_A, MIC_B), speaker=True, server=server).start()
+    _live_server = vm
     try:
         yield vm
     finally:
+        _live_server = None
         vm.stop()
 
 
