@@ -26,6 +26,7 @@ be named with ``device=`` explicitly).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import socket
 import threading
@@ -50,9 +51,9 @@ CONNECT_TIMEOUT = 5.0
 #: A block whose capture time the server puts this much after the end of the previous one
 #: follows audio that the server dropped (an overrun); smaller differences are timing jitter.
 GAP_SECONDS = 0.08
-#: How much later than the next block should be complete the reader looks for it (packets
-#: arrive a little after the audio in them was captured); it looks again as late if not.
-RETRY_SECONDS = 0.005
+#: Longest the reader waits on the connection for the packet that completes a block; a source
+#: that sends nothing for this long (suspended, stalled) is looked at again after it.
+PACKET_WAIT_SECONDS = 0.5
 #: Most main-loop iterations one wake-up runs to take in what the server sent meanwhile (a
 #: packet each, about; a guard against a source of events that never runs dry).
 _MAX_ITERATIONS = 100_000
@@ -231,8 +232,12 @@ class _PulseStream:
         self._steady = False  # past the first block: read once per block (see _run_steady)
         self._peeked, self._peeked_size = ctypes.c_void_p(), ctypes.c_size_t()
         self._peeked_refs = (ctypes.byref(self._peeked), ctypes.byref(self._peeked_size))
+        self._emitted = 0
+        self._fast = _fast_calls()
+        self._stream_arg = self._mainloop_arg = ctypes.c_void_p()  # set once they exist
         self._wake = threading.Event()
         self._mainloop = self._pa.pa_mainloop_new()
+        self._mainloop_arg = ctypes.c_void_p(self._mainloop)
         self._thread = threading.Thread(target=self._run, name="micrec-pulse-capture", daemon=True)
         try:
             self._connect(backend, spec.device is not None if dont_move is None else dont_move)
@@ -255,6 +260,7 @@ class _PulseStream:
         self._stream = pa.pa_stream_new(self._context, b"recording", ctypes.byref(sample_spec), None)
         if not self._stream:
             raise DeviceError(f"cannot create a record stream: {self._context_error()}")
+        self._stream_arg = ctypes.c_void_p(self._stream)
         pa.pa_stream_set_state_callback(self._stream, self._callbacks[1], None)
         pa.pa_stream_set_read_callback(self._stream, self._callbacks[2], None)
         pa.pa_stream_set_overflow_callback(self._stream, self._callbacks[3], None)
@@ -322,6 +328,9 @@ class _PulseStream:
         """
         self._asked_block_bytes = max(1, int(frames)) * self._frame_bytes
         self._wake.set()  # a shorter block may be due already
+        with self._lock:
+            if self._mainloop:
+                self._pa.pa_mainloop_wakeup(self._mainloop)  # the reader may be waiting on the connection
 
     def close(self) -> None:
         """Stop capture (delivering what was read so far) and free the stream; never blocks long."""
@@ -355,28 +364,56 @@ class _PulseStream:
             self._teardown()
 
     def _run_steady(self) -> None:
-        """One wake-up per block: sleep until it should be complete, then take in and read it all.
+        """About one wake-up per block: sleep until it should be complete, then take in and read it all.
 
         While the thread sleeps, the server's packets wait in the connection (and libpulse's
         shared memory); one burst of non-blocking main-loop iterations then takes them all in
         (with the state changes and timing replies among them), and every fragment is copied out
         with peek/drop. Waking for each packet, as ``pa_mainloop_run`` would, costs a context
         switch per packet: hundreds a second from a source that other clients keep at 10 ms.
+        Once a block's audio should all have been captured, its last packet is on its way: the
+        thread then waits on the connection itself, so it wakes when that packet comes instead
+        of looking again on a timer (a source that sends every 50 ms would cost a wake-up every
+        few milliseconds).
         """
         while not (self._closing or self._reported):
-            self._wake.wait(self._seconds_to_next_block())
-            self._wake.clear()  # close() sets _closing before it wakes the thread: checked next
+            if not self._wait_for_block():
+                return
             if self._closing or not self._take_in():
                 return
             self._apply_block_size()
-            self._read_available()
-            # A fresh timing report for the next block (libpulse's own come seconds apart): each
-            # one is off by up to a PipeWire quantum, and the timeline averages many of them.
-            self._unref(self._pa.pa_stream_update_timing_info(self._stream, None, None))
+            if self._read_available():
+                # A fresh timing report for the next block (libpulse's own come seconds apart):
+                # each one is off by up to a PipeWire quantum, and the timeline averages many.
+                # Asked now, its reply comes while the thread sleeps.
+                self._unref(self._pa.pa_stream_update_timing_info(self._stream, None, None))
+
+    def _wait_for_block(self) -> bool:
+        """Sleep until the current block should have been captured, or, once it should, until a packet comes.
+
+        False when the main loop failed. The block's end is placed on the capture clock by the
+        timeline (where the previous block ended, plus this one's length), not by the bytes still
+        missing: a source that sends every 50 ms leaves the same bytes missing for 50 ms.
+        """
+        if self._fill + self._pa.pa_stream_readable_size(self._stream) >= self._want:
+            return True  # a burst after a stall: complete already
+        start = self._timeline.next_start
+        wait = (time.monotonic() if start is None else start) + self._want / self._byte_rate - time.monotonic()
+        if wait <= 0:
+            return self._wait_for_packet()
+        self._wake.wait(wait)
+        self._wake.clear()  # close() sets _closing before it wakes the thread: checked next
+        return True
+
+    def _wait_for_packet(self) -> bool:
+        """Block on the connection until the server sends something (or close() wakes the loop)."""
+        pa, mainloop = self._pa, self._mainloop
+        return (pa.pa_mainloop_prepare(mainloop, int(PACKET_WAIT_SECONDS * 1e6)) >= 0
+                and pa.pa_mainloop_poll(mainloop) >= 0 and pa.pa_mainloop_dispatch(mainloop) >= 0)
 
     def _take_in(self) -> bool:
         """Dispatch everything libpulse has waiting, without blocking; False once the loop quit."""
-        iterate, mainloop = self._pa.pa_mainloop_iterate, self._mainloop
+        iterate, mainloop = self._fast.iterate, self._mainloop_arg
         for _ in range(_MAX_ITERATIONS):
             dispatched = iterate(mainloop, 0, None)
             if dispatched < 0:
@@ -395,11 +432,6 @@ class _PulseStream:
             if self._buffer is not None and self._fill >= asked:
                 self._emit()
 
-    def _seconds_to_next_block(self) -> float:
-        readable = self._pa.pa_stream_readable_size(self._stream)
-        missing = max(0, self._want - self._fill - readable)
-        return missing / self._byte_rate + RETRY_SECONDS
-
     def _on_read(self, _stream: int, _nbytes: int, _userdata: Any) -> None:
         try:
             self._read_available()
@@ -415,11 +447,14 @@ class _PulseStream:
         peeked keeps its memory block acquired, and libpulse would wait for it forever when the
         connection breaks. A source that other clients keep at a short latency sends hundreds of
         small fragments a second, so the common case (the fragment fits the block) is kept to
-        three foreign calls.
+        three foreign calls, made without ctypes' argument conversion (see :class:`_FastCalls`).
+        Returns whether a block went out.
         """
-        peek, drop, memmove = self._pa.pa_stream_peek, self._pa.pa_stream_drop, ctypes.memmove
-        stream, data, size = self._stream, self._peeked, self._peeked_size
+        fast = self._fast
+        peek, drop, memmove = fast.peek, fast.drop, ctypes.memmove
+        stream, data, size = self._stream_arg, self._peeked, self._peeked_size
         data_ref, size_ref = self._peeked_refs
+        emitted = self._emitted
         while peek(stream, data_ref, size_ref) >= 0:
             n, address = size.value, data.value
             if not n:
@@ -432,6 +467,7 @@ class _PulseStream:
             drop(stream)
         if final and self._fill:
             self._emit()
+        return self._emitted != emitted
 
     def _copy_fragment(self, address: int | None, size: int) -> None:
         done = 0
@@ -457,6 +493,7 @@ class _PulseStream:
         self._fill = 0
 
     def _emit(self) -> None:
+        self._emitted += 1
         block = self._buffer[: self._fill // 2].reshape(-1, self.channels)
         self._buffer = None
         self._consumed += self._fill
@@ -546,6 +583,27 @@ class _PulseStream:
                 self._mainloop = None
 
 
+class _FastCalls:
+    """The per-packet functions of libpulse, bound a second time without argument types.
+
+    A call through ctypes' ``argtypes`` converts every argument (a third of a microsecond for
+    peek's three); these take ready ``c_void_p`` and ``byref`` objects as they are. A source kept
+    at 10 ms by another client sends hundreds of packets a second, each a few of these calls.
+    """
+
+    def __init__(self, lib: Any) -> None:
+        self.iterate = lib["pa_mainloop_iterate"]  # a new function object: load()'s keep their argtypes
+        self.peek = lib["pa_stream_peek"]
+        self.drop = lib["pa_stream_drop"]
+        for function in (self.iterate, self.peek, self.drop):
+            function.restype = ctypes.c_int
+
+
+@functools.cache
+def _fast_calls() -> _FastCalls:
+    return _FastCalls(_libpulse.load())
+
+
 class _Timeline:
     """Places each block on the capture clock: continuous, following the server's estimate slowly.
 
@@ -561,6 +619,11 @@ class _Timeline:
         self.rate = rate
         self._next: float | None = None
         self._placed = 0
+
+    @property
+    def next_start(self) -> float | None:
+        """Where the next block begins on the capture clock (None before the first)."""
+        return self._next
 
     def place(self, estimate: float, frames: int) -> tuple[float, int]:
         """(start time for the block, frames lost before it)."""
