@@ -438,7 +438,7 @@ class _PulseStream:
         except Exception as exc:  # noqa: BLE001 - ctypes would print and drop it
             self._report(DeviceLostError(f"capture from {self._label} failed: {exc}"))
 
-    def _read_available(self, final: bool = False) -> None:
+    def _read_available(self, final: bool = False) -> bool:
         """Copy what libpulse has queued (peek/drop); each block, once full, goes out with its capture time.
 
         Called for every packet until the first block is out, then once per block (see
