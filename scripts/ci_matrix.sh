@@ -13,7 +13,7 @@ work=${MICREC_MATRIX_DIR:-$root/.ci-matrix}
 read -r -a pythons <<< "${MICREC_PYTHONS:-3.11 3.12 3.13}"
 # Fast, and each needs at most the private PulseAudio server that the fixtures start.
 unit_tests=(test_packaging.py test_recorder.py test_aio.py test_backends.py test_web_units.py test_plot.py
-            test_smoke.py)
+            test_pulseloop.py test_smoke.py)
 test_deps=(pytest pytest-timeout psutil httpx packaging)
 # uv resolves and installs in seconds where pip takes minutes here; it reads no pip.conf, so it
 # trusts the system's certificates as pip is told to.

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   ffmpeg sox libsox-fmt-pulse alsa-utils  # independent decoders for tests; peers for benchmarks
   espeak-ng                        # real speech for the voice-processing tests
   chromium                         # the browser for micrec.web's tests
+  gcc libc6-dev                    # builds the pulse backend's capture loop (csrc/pulseloop.c)
 )
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -35,7 +36,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.micrec-installed-compiled
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] || [ csrc/pulseloop.c -nt "$stamp" ]; then
   # uv installs in seconds what pip takes minutes to resolve here; it reads no pip.conf, so it is
   # told to trust the system's certificates as pip is. Bytecode is compiled at install, as pip
   # does: uv does not by default, and with PYTHONDONTWRITEBYTECODE set (as on this machine)

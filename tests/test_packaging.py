@@ -118,7 +118,8 @@ def test_version_falls_back_without_metadata(monkeypatch: pytest.MonkeyPatch) ->
 
 
 # Data files the package needs at run time; MICREC_SOURCE_TREE (set by scripts/ci_matrix.sh when it
-# tests the installed wheel) adds every non-Python file of the source package to the list.
+# tests the installed wheel) adds every non-Python file of the source package to the list (but
+# build products: the compiled capture loop has its own test, in tests/test_pulseloop.py).
 PACKAGE_DATA = {"py.typed", "web/static/index.html", "web/static/micrec.js", "web/static/page.js",
                 "web/static/style.css", "web/static/worklet.js"}
 
@@ -129,7 +130,7 @@ def _source_data_files() -> set[str]:
         return set()
     package = Path(tree) / "src" / "micrec"
     return {p.relative_to(package).as_posix() for p in package.rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+            if p.is_file() and p.suffix not in (".py", ".pyc", ".so") and "__pycache__" not in p.parts}
 
 
 def test_package_data_is_installed() -> None:

@@ -39,6 +39,18 @@ pytestmark = pytest.mark.pulse
 LOSSLESS = [("wav", ".wav", "pcm_s16le"), ("flac", ".flac", "flac"), ("pcm16bits", ".pcm", "pcm_s16le")]
 
 
+@pytest.fixture(params=["compiled", "python"])
+def capture_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The pulse backend's per-packet loop: the compiled one (csrc/pulseloop.c), or Python's."""
+    from micrec.backends import _pulseloop
+
+    if request.param == "python":
+        monkeypatch.setattr(_pulseloop, "load", lambda: None)
+    elif _pulseloop.load() is None:
+        pytest.skip("the compiled capture loop was not built (tests/test_pulseloop.py says why)")
+    return str(request.param)
+
+
 def decode(path: Path, rate: int, channels: int) -> np.ndarray:
     if path.suffix == ".pcm":
         return ffmpeg_decode(path, channels=channels,
@@ -85,7 +97,7 @@ def test_tone_is_recorded_with_the_configured_format(vmic: VirtualMicrophone, tm
 
 @pytest.mark.parametrize("encoder,suffix,codec", LOSSLESS)
 def test_samples_are_bit_exact(vmic: VirtualMicrophone, tmp_path: Path, encoder: str, suffix: str,
-                               codec: str) -> None:
+                               codec: str, capture_loop: str) -> None:
     feed = noise(4.0, 48000, seed=11)
     vmic.play_samples(feed, 48000, mic="vmic_a")
     rec = AudioRecorder(audio_encoder=encoder, sample_rate=48000, channels_num=1, device="vmic_a")
@@ -200,7 +212,7 @@ class _BlockSizes:
 
 
 def test_blocks_grow_while_nobody_reads_levels_and_shrink_at_the_first_reading(
-        vmic: VirtualMicrophone, tmp_path: Path) -> None:
+        vmic: VirtualMicrophone, tmp_path: Path, capture_loop: str) -> None:
     from micrec._pacing import IDLE_SECONDS, RELAXED_BLOCK_MS
 
     rate = 48000
