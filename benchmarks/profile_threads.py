@@ -5,12 +5,14 @@ thread's ``schedstat`` (run time, and the number of times it was scheduled) over
 window. micrec variants can change ``micrec.session.BLOCK_MS`` and the capture backend, which
 is how the figures in ``docs/benchmarks.md``'s profile section were made::
 
+    python benchmarks/profile_threads.py micrec micrec-py parecord arecord
     python benchmarks/profile_threads.py micrec micrec:100 portaudio:50 parecord arecord
     python benchmarks/profile_threads.py --keepalive-ms 100 micrec micrec:50
     python benchmarks/profile_threads.py --server pipewire micrec parecord arecord
 
 Variants: ``micrec[:BLOCK_MS]`` (the CLI's pipeline on the Pulse backend, the session's block
-size as given), ``portaudio[:BLOCK_MS]`` (the same on PortAudio through ALSA's pulse plugin),
+size as given), ``micrec-py[:BLOCK_MS]`` (the same with the backend's per-packet loop in Python,
+``MICREC_PYTHON_CAPTURE=1``), ``portaudio[:BLOCK_MS]`` (the same on PortAudio through ALSA's pulse plugin),
 ``parecord`` (100 ms latency), ``arecord``.
 """
 
@@ -38,6 +40,9 @@ def command(variant: str, out: Path) -> list[str]:
     micrec = block_setting + "from micrec.cli import main; main({})"
     if name == "micrec":
         return [sys.executable, "-c", micrec.format(record.format(""))]
+    if name == "micrec-py":  # the pulse backend's loop in Python, not the compiled one
+        python_loop = "import os; os.environ['MICREC_PYTHON_CAPTURE'] = '1'; "
+        return [sys.executable, "-c", python_loop + micrec.format(record.format(""))]
     if name == "portaudio":
         return [sys.executable, "-c", micrec.format(record.format(", '--backend', 'portaudio'"))]
     if name == "parecord":
