@@ -223,10 +223,11 @@ def test_blocks_grow_while_nobody_reads_levels_and_shrink_at_the_first_reading(
     path = tmp_path / "paced.wav"
     time.sleep(0.3)
     rec.start_recording(path)
-    wait_until(lambda: rec.duration_ms >= (IDLE_SECONDS + 1.5) * 1000)  # nobody reads levels
+    relaxed_s = RELAXED_BLOCK_MS / 1000
+    wait_until(lambda: rec.duration_ms >= (IDLE_SECONDS + 2.5 * relaxed_s) * 1000)  # nobody reads levels
     relaxed_until = len(backend.sizes)
     levels = []
-    while rec.duration_ms < (IDLE_SECONDS + 3.0) * 1000:
+    while rec.duration_ms < (IDLE_SECONDS + 2.5 * relaxed_s + 1.5) * 1000:
         levels.append(rec.get_amplitude().current)
         time.sleep(0.02)
     rec.stop_recording()
@@ -245,6 +246,33 @@ def test_blocks_grow_while_nobody_reads_levels_and_shrink_at_the_first_reading(
     joins = match.jumps(after=PIPEWIRE_START)  # past the start, the audio runs on without a jump
     assert joins == [0] * len(joins), match.runs
     assert match.matched > 0.9 * len(data)
+
+
+def test_a_stalled_source_has_its_partial_block_delivered(vmic: VirtualMicrophone, tmp_path: Path) -> None:
+    """Nobody watches (1 s blocks); the microphone stalls mid-block: what it sent reaches the file anyway."""
+    from micrec._pacing import IDLE_SECONDS, RELAXED_BLOCK_MS
+
+    rate = 48000
+    feed = noise(20.0, rate, seed=29)
+    vmic.play_samples(feed, rate, mic="vmic_a")
+    rec = AudioRecorder(sample_rate=rate, channels_num=1, device="vmic_a")
+    path = tmp_path / "stalled.wav"
+    time.sleep(0.3)
+    rec.start_recording(path)
+    wait_until(lambda: rec.duration_ms >= (IDLE_SECONDS + 1.5 * RELAXED_BLOCK_MS / 1000) * 1000)
+    written = rec.duration_ms
+    wait_until(lambda: rec.duration_ms > written)  # a block was just written: the next is begun
+    time.sleep(0.3)
+    with vmic.stalled("vmic_a"):
+        before = rec.duration_ms
+        # The block in progress holds ~0.3 s; it would complete only when the source resumes.
+        wait_until(lambda: rec.duration_ms > before, timeout=5.0)
+        delivered = rec.duration_ms - before
+    rec.stop_recording()
+    assert 100 < delivered < RELAXED_BLOCK_MS - 200, delivered  # a partial block, not a whole one
+    data = decode(path, rate, 1)[:, 0]
+    match = match_feed(data, feed)
+    assert match.bad_samples == 0  # every sample is the feed's: nothing repeated or changed at the stall
 
 
 def test_amplitude_and_events_on_a_real_device(vmic: VirtualMicrophone, tmp_path: Path) -> None:

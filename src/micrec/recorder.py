@@ -95,13 +95,14 @@ class AudioRecorder:
         and the file move on. None (default) is 100 ms (4410 frames at 44.1 kHz), after a first
         block of 10 ms so that audio flows at once; while nobody calls :meth:`get_amplitude`
         (for a second) and nothing listens to the blocks, and no voice processing, voice gate
-        or system mix runs, the blocks grow to 400 ms (a quarter of the wake-ups), and the
-        next :meth:`get_amplitude` brings 100 ms back at once (that one reading may be up to
-        400 ms old). A number keeps the block fixed. Ask for less only where a consumer needs
-        the audio sooner (live streaming): every block wakes micrec's capture and worker
-        threads once, so 20 ms blocks cost about three times the CPU of 100 ms ones, and on
-        PipeWire a block under 43 ms also makes the whole audio graph run in shorter cycles
-        (more CPU for every audio program).
+        or system mix runs, the blocks grow to a second (a tenth of the wake-ups; a killed
+        take then loses at most the second in progress), and the next :meth:`get_amplitude`
+        brings 100 ms back at once (that one reading may be up to a second old). A number
+        keeps the block fixed. Ask for less only where a consumer needs the audio sooner
+        (live streaming): every block wakes micrec's capture and worker threads once, so 20 ms
+        blocks cost about three times the CPU of 100 ms ones, and on PipeWire a block under 43
+        ms also makes the whole audio graph run in shorter cycles (more CPU for every audio
+        program).
 
     Notes
     -----

@@ -49,7 +49,7 @@ log = logging.getLogger("micrec")
 #: block wakes two Python threads (capture and worker), and those wake-ups, not the work, are
 #: most of micrec's CPU (see docs/benchmarks.md). The first block is shorter (10 ms on the Pulse
 #: backend), so that audio flows at once; a stop delivers the partial block captured so far.
-#: While nobody reads levels or blocks, the blocks grow to 400 ms (:mod:`._pacing`).
+#: While nobody reads levels or blocks, the blocks grow to a second (:mod:`._pacing`).
 BLOCK_MS = 100
 #: Seconds of audio the queue holds before blocks are dropped (and counted as overflows).
 QUEUE_SECONDS = 10

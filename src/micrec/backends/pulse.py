@@ -54,6 +54,9 @@ GAP_SECONDS = 0.08
 #: Longest the reader waits on the connection for the packet that completes a block; a source
 #: that sends nothing for this long (suspended, stalled) is looked at again after it.
 PACKET_WAIT_SECONDS = 0.5
+#: A block this much overdue comes from a source that stalled (suspended, a hung driver): what
+#: it holds goes out now, so that the file has it (a kill during the stall would lose it).
+STALL_SECONDS = 0.5
 #: Most main-loop iterations one wake-up runs to take in what the server sent meanwhile (a
 #: packet each, about; a guard against a source of events that never runs dry).
 _MAX_ITERATIONS = 100_000
@@ -402,6 +405,9 @@ class _PulseStream:
             return True  # a burst after a stall: complete already
         start = self._timeline.next_start
         wait = (time.monotonic() if start is None else start) + self._want / self._byte_rate - time.monotonic()
+        if wait <= -STALL_SECONDS and self._fill:
+            self._emit()  # the partial block of a stalled source
+            return True
         if wait <= 0:
             return self._wait_for_packet()
         self._wake.wait(wait)
