@@ -54,6 +54,11 @@ GAP_SECONDS = 0.08
 #: Longest the reader waits on the connection for the packet that completes a block; a source
 #: that sends nothing for this long (suspended, stalled) is looked at again after it.
 PACKET_WAIT_SECONDS = 0.5
+#: Longest the server's packets wait in libpulse before the reader copies them out, whatever the
+#: block: each one holds a slot of the server's shared memory pool until it is dropped, and a
+#: page of this process's resident memory (600 a second from a source kept at 10 ms: a second's
+#: worth is 2.4 MB).
+HOLD_SECONDS = 0.4
 #: A block this much overdue comes from a source that stalled (suspended, a hung driver): what
 #: it holds goes out now, so that the file has it (a kill during the stall would lose it).
 STALL_SECONDS = 0.5
@@ -410,7 +415,7 @@ class _PulseStream:
             return True
         if wait <= 0:
             return self._wait_for_packet()
-        self._wake.wait(wait)
+        self._wake.wait(min(wait, HOLD_SECONDS))
         self._wake.clear()  # close() sets _closing before it wakes the thread: checked next
         return True
 
