@@ -58,7 +58,7 @@ PACKET_WAIT_SECONDS = 0.5
 #: block: each one holds a slot of the server's shared memory pool until it is dropped, and a
 #: page of this process's resident memory (600 a second from a source kept at 10 ms: a second's
 #: worth is 2.4 MB).
-HOLD_SECONDS = 0.4
+HOLD_SECONDS = 0.5
 #: A block this much overdue comes from a source that stalled (suspended, a hung driver): what
 #: it holds goes out now, so that the file has it (a kill during the stall would lose it).
 STALL_SECONDS = 0.5
