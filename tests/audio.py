@@ -255,6 +255,19 @@ def delivers_audio(server: VirtualMicrophone) -> bool:
             pass
 
 
+def restart_if_not_delivering(server: VirtualMicrophone, during: str) -> bool:
+    """After a failure: restart ``server`` if it no longer carries a feed (:func:`delivers_audio`).
+
+    True when it was restarted (with a warning naming ``during``): the failure was the server's,
+    and what failed may run again. A server that still delivers leaves the failure standing.
+    """
+    if delivers_audio(server):
+        return False
+    warnings.warn(f"the private {server.server} server stopped delivering {during}; restarted it", stacklevel=3)
+    server.restart()
+    return True
+
+
 def ensure_delivering(server: VirtualMicrophone) -> None:
     """Restart the session's server if it no longer carries audio from a feed to its microphone.
 

@@ -11,7 +11,6 @@ server); every test that records from it gets the process environment pointed at
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +18,7 @@ from _pytest.runner import runtestprotocol
 
 from micrec.vmic import SERVERS, MicSpec, VirtualMicrophone, install_command, missing_programs
 
-from audio import delivers_audio, ensure_delivering
+from audio import ensure_delivering, restart_if_not_delivering
 
 MIC_A = MicSpec("vmic_a", 48000, 1, "Virtual mic A")
 MIC_B = MicSpec("vmic_b", 44100, 1, "Virtual mic B")
@@ -58,12 +57,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     reports = runtestprotocol(item, nextitem=nextitem, log=False)
     server = _live_server
-    if any(r.failed for r in reports) and server is not None and not delivers_audio(server):
-        failure = next(r for r in reports if r.failed)
-        warnings.warn(f"the private {server.server} server stopped delivering during {item.nodeid}; restarted it and "
-                      f"ran the test again (the first run: {failure.longreprtext.strip().splitlines()[-1]})",
-                      stacklevel=1)
-        server.restart()
+    failure = next((r for r in reports if r.failed), None)
+    if failure is not None and server is not None and restart_if_not_delivering(
+            server, f"during {item.nodeid}, which runs again (the first run: "
+                    f"{failure.longreprtext.strip().splitlines()[-1]})"):
         if isinstance(item, pytest.Function):
             item._initrequest()
         reports = runtestprotocol(item, nextitem=nextitem, log=False)

@@ -31,13 +31,13 @@ from micrec import AudioRecorder, EncoderUnavailableError, InvalidConfigError
 from micrec.vmic import VirtualMicrophone, write_wav
 
 from audio import (
-    delivers_audio,
     dominant_frequency,
     ensure_delivering,
     ffmpeg_decode,
     have_ffmpeg,
     mic_hears,
     noise,
+    restart_if_not_delivering,
     tone,
 )
 
@@ -198,10 +198,8 @@ def record_batch(vm: VirtualMicrophone, plan: list[Take], directory: Path,
     # a feed to its microphone, judged the server (pipewire-pulse 0.3.65 was seen to stop
     # delivering in a long run), not micrec: recorded again on a fresh server. A server that still
     # delivers keeps the batch as it is, to be judged.
-    if min(take.seconds for take in takes) < 0.5 and not delivers_audio(vm):
-        warnings.warn(f"the private {vm.server} server stopped delivering during a batch of takes; "
-                      "restarting it and recording the batch again", stacklevel=2)
-        vm.restart()
+    if min(take.seconds for take in takes) < 0.5 and restart_if_not_delivering(
+            vm, "during a batch of takes, which is recorded again"):
         takes = _record_batch_once(vm, plan, directory / "take2", script)
     return takes
 

@@ -240,12 +240,11 @@ class _PulseStream:
         self._steady = False  # past the first block: read once per block (see _run_steady)
         self._peeked, self._peeked_size = ctypes.c_void_p(), ctypes.c_size_t()
         self._peeked_refs = (ctypes.byref(self._peeked), ctypes.byref(self._peeked_size))
-        self._emitted = 0
         self._fast = _fast_calls()
         self._loop = _pulseloop.load()  # the compiled per-packet loop, or None: the same work in Python
         self._skip, self._holes = ctypes.c_size_t(), ctypes.c_size_t()
         self._loop_refs = (ctypes.byref(self._skip), ctypes.byref(self._holes))
-        self._stream_arg = self._mainloop_arg = ctypes.c_void_p()  # set once they exist
+        self._stream_arg = ctypes.c_void_p()  # set once the stream exists
         self._wake = threading.Event()
         self._mainloop = self._pa.pa_mainloop_new()
         self._mainloop_arg = ctypes.c_void_p(self._mainloop)
@@ -393,11 +392,7 @@ class _PulseStream:
             if self._closing or not self._take_in():
                 return
             self._apply_block_size()
-            if self._read_available():
-                # A fresh timing report for the next block (libpulse's own come seconds apart):
-                # each one is off by up to a PipeWire quantum, and the timeline averages many.
-                # Asked now, its reply comes while the thread sleeps.
-                self._unref(self._pa.pa_stream_update_timing_info(self._stream, None, None))
+            self._read_available()
 
     def _wait_for_block(self) -> bool:
         """Sleep until the current block should have been captured, or, once it should, until a packet comes.
@@ -455,7 +450,7 @@ class _PulseStream:
         except Exception as exc:  # noqa: BLE001 - ctypes would print and drop it
             self._report(DeviceLostError(f"capture from {self._label} failed: {exc}"))
 
-    def _read_available(self, final: bool = False) -> bool:
+    def _read_available(self, final: bool = False) -> None:
         """Copy what libpulse has queued (peek/drop); each block, once full, goes out with its capture time.
 
         Called for every packet until the first block is out, then once per block (see
@@ -465,16 +460,15 @@ class _PulseStream:
         connection breaks. A source that other clients keep at a short latency sends hundreds of
         small fragments a second, so the common case (the fragment fits the block) is kept to
         three foreign calls, made without ctypes' argument conversion (see :class:`_FastCalls`).
-        Returns whether a block went out. The compiled loop, where it was built, does the same
-        (:meth:`_read_compiled`).
+        The compiled loop, where it was built, does the same (:meth:`_read_compiled`).
         """
         if self._loop is not None:
-            return self._read_compiled(self._loop, final)
+            self._read_compiled(self._loop, final)
+            return
         fast = self._fast
         peek, drop, memmove = fast.peek, fast.drop, ctypes.memmove
         stream, data, size = self._stream_arg, self._peeked, self._peeked_size
         data_ref, size_ref = self._peeked_refs
-        emitted = self._emitted
         while peek(stream, data_ref, size_ref) >= 0:
             n, address = size.value, data.value
             if not n:
@@ -487,11 +481,10 @@ class _PulseStream:
             drop(stream)
         if final and self._fill:
             self._emit()
-        return self._emitted != emitted
 
-    def _read_compiled(self, loop: Any, final: bool) -> bool:
+    def _read_compiled(self, loop: Any, final: bool) -> None:
         """:meth:`_read_available` in one foreign call per block (``csrc/pulseloop.c``)."""
-        read, fast, emitted = loop.micrec_read, self._fast, self._emitted
+        read, fast = loop.micrec_read, self._fast
         while True:
             if self._buffer is None:
                 self._new_buffer()
@@ -508,7 +501,6 @@ class _PulseStream:
             self._emit()  # a fragment may still be half copied: the next buffer takes the rest at once
         if final and self._fill:
             self._emit()
-        return self._emitted != emitted
 
     def _copy_fragment(self, address: int | None, size: int) -> None:
         done = 0
@@ -534,7 +526,6 @@ class _PulseStream:
         self._fill = 0
 
     def _emit(self) -> None:
-        self._emitted += 1
         block = self._buffer[: self._fill // 2].reshape(-1, self.channels)
         self._buffer = None
         self._consumed += self._fill
@@ -545,6 +536,11 @@ class _PulseStream:
             self._sink.overflow(lost)
         self._sink.push(block, capture_time=start)
         self._want = self._block_bytes
+        if not self._closing:
+            # A fresh timing report for the next block (libpulse's own come seconds apart): each
+            # one is off by up to a PipeWire quantum, and the timeline averages many. Asked now,
+            # its reply comes while the thread sleeps.
+            self._unref(self._pa.pa_stream_update_timing_info(self._stream, None, None))
         if not self._steady:  # the first block is out: the steady fragment, one read per block
             if self._raise_live:
                 self._raise_fragment()

@@ -318,11 +318,10 @@ class AvEncoder(Encoder):
         if self._container is None:
             return
         try:
-            drained = self._drain()
-            # A codec that was given nothing has nothing to give back; opencore's AMR-NB
-            # returns a packet without a timestamp all the same (a take that heard no audio).
+            # A codec that was given nothing is not drained: it has nothing to give back, and
+            # opencore's AMR-NB returns a packet without a timestamp all the same.
             if self._encoded > self._segment_start:
-                self._mux(drained)
+                self._mux(self._drain())
         finally:
             container, self._container = self._container, None
             container.close()
