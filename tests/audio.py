@@ -7,6 +7,7 @@ import os
 import select
 import shutil
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -280,3 +281,157 @@ def ensure_delivering(server: VirtualMicrophone) -> None:
         warnings.warn(f"the private {server.server} server no longer delivered a feed; restarting it",
                       stacklevel=2)
         server.restart()
+
+
+# -- an independent witness of the microphone, for judging a take against the wall clock ----------
+
+class Witness:
+    """An independent ``parec`` of ``mic`` that notes when each piece of it arrived.
+
+    A take is judged against it: whatever the microphone captured at a moment of the wall clock
+    is found in the witness by :meth:`index_at`, and a piece of a recording by :meth:`locate`
+    (cross-correlation). The witness is read by a thread of the test process, which a busy
+    machine may delay; that delay only makes :meth:`index_at` earlier than the truth (a sample
+    is read after it was captured, never before), so a check that the take holds at least the
+    audio up to a moment stays sound, and is off by no more than the most promptly read pieces
+    around that moment (a few ms).
+    """
+
+    def __init__(self, server: VirtualMicrophone, mic: str = "vmic_a", rate: int = 48000) -> None:
+        self.rate = rate
+        self._proc = subprocess.Popen(["parec", "--raw", "--latency-msec=20", "-d", mic, "--format=s16le",
+                                       f"--rate={rate}", "--channels=1"], env=server.env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._chunks: list[bytes] = []
+        self._reads: list[tuple[float, int]] = []  # (monotonic time of a read, samples read by then)
+        self._count = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, name="witness", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        pending = b""
+        while True:
+            data = os.read(fd, 65536)
+            now = time.monotonic()
+            if not data:
+                return
+            pending += data
+            whole = len(pending) // 2 * 2
+            with self._lock:
+                self._chunks.append(pending[:whole])
+                self._count += whole // 2
+                self._reads.append((now, self._count))
+            pending = pending[whole:]
+
+    @property
+    def count(self) -> int:
+        """Samples read so far."""
+        with self._lock:
+            return self._count
+
+    def samples(self) -> npt.NDArray[np.int16]:
+        with self._lock:
+            return np.frombuffer(b"".join(self._chunks), dtype=np.int16)
+
+    def wait_for_sound(self, seconds: float = 20.0, threshold: int = 8000) -> int:
+        """The index of the first sample above ``threshold`` from now on (a feed that began)."""
+        start = self.count
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            data = self.samples()[start:]
+            loud = np.flatnonzero(np.abs(data.astype(np.int32)) > threshold)
+            if len(loud):
+                return start + int(loud[0])
+            time.sleep(0.01)
+        raise AssertionError(f"the microphone stayed silent for {seconds} s (the feed did not play)")
+
+    def wait_for_index(self, index: int, seconds: float = 20.0) -> None:
+        """Return once the witness has read sample ``index``."""
+        deadline = time.monotonic() + seconds
+        while self.count <= index:
+            assert time.monotonic() < deadline, f"the witness read {self.count} samples of {index} in {seconds} s"
+            time.sleep(0.005)
+
+    def settle(self, after: float, seconds: float = 0.3) -> None:
+        """Go on reading until ``seconds`` past the moment ``after`` (so :meth:`index_at` sees beyond it)."""
+        self.wait_for_index(self.index_at(after) + int(seconds * self.rate))
+
+    def index_at(self, moment: float) -> int:
+        """How many samples the microphone had captured at ``moment`` (time.monotonic()), at most.
+
+        Each read tells that its last sample existed by then; the sample clock runs at the
+        rate, so the reads close to ``moment`` that came most promptly fix where it stood.
+        """
+        with self._lock:
+            reads = list(self._reads)
+        near = [(t, n) for t, n in reads if moment - 1.0 <= t <= moment + 1.0] or reads
+        origin = min(t - n / self.rate for t, n in near)
+        return int((moment - origin) * self.rate)
+
+    def moment_of(self, index: int) -> float:
+        """The monotonic time at which sample ``index`` had been captured, at the latest."""
+        with self._lock:
+            reads = list(self._reads)
+        guess = reads[-1][0] - (reads[-1][1] - index) / self.rate
+        near = [(t, n) for t, n in reads if guess - 1.0 <= t <= guess + 1.0] or reads
+        return min(t - n / self.rate for t, n in near) + index / self.rate
+
+    def locate(self, piece: npt.ArrayLike, what: str = "a piece of the take") -> int:
+        """Where ``piece`` (48 kHz mono, as the witness) starts in the witness; fails if it is not there."""
+        return locate(self.samples(), piece, what)
+
+    def close(self) -> None:
+        self._proc.kill()
+        self._proc.wait(FFMPEG_TIMEOUT)
+        self._thread.join(FFMPEG_TIMEOUT)
+
+    def __enter__(self) -> Witness:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def locate(haystack: npt.ArrayLike, piece: npt.ArrayLike, what: str = "a piece", min_correlation: float = 0.6) -> int:
+    """Where ``piece`` starts in ``haystack``, found by cross-correlation and checked by its strength.
+
+    A lossy or resampled copy of noise still correlates at 0.8 or more where it belongs; less
+    than ``min_correlation`` means the piece is not there (or is not noise), and a position
+    would be a guess.
+    """
+    hay = np.asarray(haystack, dtype=np.float64).ravel()
+    needle = np.asarray(piece, dtype=np.float64).ravel()
+    at = find_offset(hay, needle)
+    found = hay[at:at + len(needle)]
+    if len(found) < len(needle):
+        raise AssertionError(f"{what} is not in the recording (it would run past its end)")
+    norm = float(np.linalg.norm(found) * np.linalg.norm(needle))
+    strength = float(found @ needle) / norm if norm else 0.0
+    if strength < min_correlation:
+        raise AssertionError(f"{what} is not in the recording (best correlation {strength:.2f} at {at})")
+    return at
+
+
+def band_share(x: npt.ArrayLike, rate: int, freq: float, width: float = 60.0) -> float:
+    """The share of ``x``'s energy within ``width`` Hz of ``freq`` (1.0: a pure tone there)."""
+    data = np.asarray(x, dtype=np.float64).ravel()
+    spectrum = np.abs(np.fft.rfft(data * np.hanning(len(data)))) ** 2
+    freqs = np.fft.rfftfreq(len(data), 1 / rate)
+    total = float(spectrum.sum())
+    return float(spectrum[np.abs(freqs - freq) <= width].sum()) / total if total else 0.0
+
+
+def tone_run(x: npt.ArrayLike, rate: int, freq: float, start: int, window: int = 960, width: float = 150.0) -> int:
+    """How many samples from ``start`` on carry the tone ``freq`` alone (in whole windows, then a part)."""
+    data = np.asarray(x, dtype=np.float64).ravel()
+    p = start
+    while p + window <= len(data) and band_share(data[p:p + window], rate, freq, width) > 0.8:
+        p += window
+    # The last, partial window: the tone runs on to the end, or up to the window that broke it.
+    rest = data[p:p + window]
+    if p + window > len(data) and len(rest) >= 64 and band_share(rest, rate, freq, width=300) > 0.8:
+        p = len(data)
+    return p - start
