@@ -161,14 +161,10 @@ def match_feed(recording: npt.ArrayLike, feed: npt.ArrayLike, window: int = 480)
             gap += end - p
             p = end
             continue
-        chunk = rec[p:p + window]
-        if len(chunk) < 16:
-            bad += len(chunk) if runs else 0
+        if len(rec) - p < 16:
+            bad += len(rec) - p if runs else 0
             break
-        offset = find_offset(ref, chunk)
-        limit = min(len(rec) - p, len(ref) - offset)
-        same = rec[p:p + limit] == ref[offset:offset + limit]
-        n = limit if same.all() else int(np.argmin(same))
+        n, offset = _run_at(rec, ref, p, window)
         if n == 0:
             bad += 1
             p += 1
@@ -176,6 +172,24 @@ def match_feed(recording: npt.ArrayLike, feed: npt.ArrayLike, window: int = 480)
         runs.append((p, offset, n))
         p += n
     return FeedMatch(runs, gap, bad)
+
+
+def _run_at(rec: npt.NDArray[np.int16], ref: npt.NDArray[np.int16], p: int, window: int) -> tuple[int, int]:
+    """(length, feed position) of the bit-exact run of ``ref`` that starts at ``rec[p]``; (0, 0) if none.
+
+    A run shorter than ``window`` (the piece of a quantum a take begins with, when the start is
+    cut by capture time) is looked for with shorter windows.
+    """
+    while window >= 16:
+        chunk = rec[p:p + window]
+        offset = find_offset(ref, chunk)
+        limit = min(len(rec) - p, len(ref) - offset)
+        same = rec[p:p + limit] == ref[offset:offset + limit]
+        n = limit if same.all() else int(np.argmin(same))
+        if n:
+            return n, offset
+        window //= 2
+    return 0, 0
 
 
 class MicReader:

@@ -143,6 +143,11 @@ class CaptureQueue:
         #: The capture stream's rate (set by the session): frames per second of capture time.
         self.rate: int | None = None
         self._pause: tuple[float, float] | None = None  # the latest (pause, resume), time.monotonic()
+        # The take's bounds on the capture clock (time.monotonic()): the stream's start and the
+        # stop. A server may hand over audio captured just before the start (PipeWire's first
+        # packet holds up to a quantum of it) and, at the stop, the rest of its last fragment.
+        self._begin = -math.inf
+        self._end = math.inf
 
     def pause(self) -> None:
         self._pause = (time.monotonic(), math.inf)
@@ -160,10 +165,30 @@ class CaptureQueue:
         """When the latest pause began (time.monotonic()), or None."""
         return None if self._pause is None else self._pause[0]
 
+    def begin_at(self, moment: float) -> None:
+        """Begin the take at ``moment`` (time.monotonic()): frames captured before it are cut off."""
+        self._begin = moment
+
+    def end_at(self, moment: float) -> None:
+        """End the take at ``moment`` (time.monotonic()) on the capture clock.
+
+        The stream still delivers what it captured before it (the server's last fragment);
+        frames captured later are cut off. Blocks without a capture time are kept whole.
+        """
+        self._end = moment
+
     def push(self, block: Block, *, wait: bool = False, capture_time: float | None = None) -> None:
         if self.closed:
             return
         pause, rate = self._pause, self.rate
+        if capture_time is not None and rate is not None:
+            if capture_time + len(block) / rate > self._end:
+                block = block[:max(0, round((self._end - capture_time) * rate))]
+            if capture_time < self._begin:
+                early = round((self._begin - capture_time) * rate)
+                block, capture_time = block[early:], capture_time + early / rate
+            if not len(block):
+                return
         if pause is None or capture_time is None or rate is None:
             if pause is None or pause[1] != math.inf:  # not paused: no cut to make
                 self._put(block, wait, capture_time)
@@ -300,6 +325,7 @@ class Session:
                 start = getattr(processor, "start", None)
                 if start is not None:
                     start()
+            sink.begin_at(time.monotonic())
             stream.start()
         except BaseException:
             session._sink.closed = True
@@ -329,7 +355,12 @@ class Session:
         return int(self._call(_Seek(frame)))
 
     def stop(self) -> None:
-        """Stop capture, write every block already captured, and finalize the file."""
+        """Stop capture, write every frame captured up to now, and finalize the file.
+
+        The capture stream delivers what the sound server still holds of the audio captured
+        before the call (about one fragment's wait), and nothing captured after it.
+        """
+        self._sink.end_at(time.monotonic())
         self._close_stream(keep_tail=True)
         if self._worker.is_alive():
             self._sink.put_command(_Stop())

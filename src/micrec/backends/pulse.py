@@ -62,6 +62,11 @@ HOLD_SECONDS = 0.5
 #: A block this much overdue comes from a source that stalled (suspended, a hung driver): what
 #: it holds goes out now, so that the file has it (a kill during the stall would lose it).
 STALL_SECONDS = 0.5
+#: The stop waits for the audio captured up to it for at most the stream's fragment (the server
+#: sends a packet per fragment) plus this: PipeWire's graph adds up to a quantum (43 ms at its
+#: default 2048 frames at 48 kHz), and a busy machine a few milliseconds more. The wait ends as
+#: soon as the audio up to the stop has arrived; only a stalled source waits it out.
+TAIL_MARGIN_SECONDS = 0.06
 #: Most main-loop iterations one wake-up runs to take in what the server sent meanwhile (a
 #: packet each, about; a guard against a source of events that never runs dry).
 _MAX_ITERATIONS = 100_000
@@ -229,6 +234,8 @@ class _PulseStream:
         self._consumed = 0
         self._timeline = _Timeline(spec.rate)
         self._closing = False
+        self._stop_at: float | None = None  # when close() was called: the take ends there
+        self._fragment_bytes = self._first_bytes  # what the server sends a packet of (see _connect)
         self._started = False
         self._reported = False
         self._lock = threading.Lock()
@@ -279,6 +286,7 @@ class _PulseStream:
         # from the start. The first block is still short; it waits for the server's first packet.
         self._raise_live = "PipeWire" not in self._server_name()
         fragment = self._first_bytes if self._raise_live else self._block_bytes
+        self._fragment_bytes = fragment
         attr = lp.BufferAttr(lp.NO_VALUE, lp.NO_VALUE, lp.NO_VALUE, lp.NO_VALUE, fragment)
         flags = (lp.STREAM_START_CORKED | lp.STREAM_ADJUST_LATENCY | lp.STREAM_AUTO_TIMING_UPDATE
                  | (lp.STREAM_DONT_MOVE if dont_move else 0))
@@ -343,7 +351,13 @@ class _PulseStream:
                 self._pa.pa_mainloop_wakeup(self._mainloop)  # the reader may be waiting on the connection
 
     def close(self) -> None:
-        """Stop capture (delivering what was read so far) and free the stream; never blocks long."""
+        """Stop capture and free the stream, once the audio captured up to now is delivered.
+
+        The server still holds the audio of the last fragment (and, after a long block, what it
+        had no room to send): the capture thread waits for it, at most a fragment and
+        :data:`TAIL_MARGIN_SECONDS`, and delivers it (the sink cuts at the stop by capture time).
+        """
+        self._stop_at = time.monotonic()
         self._closing = True
         self._wake.set()
         with self._lock:
@@ -366,8 +380,7 @@ class _PulseStream:
             if self._steady:
                 self._run_steady()
             if not self._reported:
-                self._take_in()
-                self._read_available(final=True)  # the tail of the take, short block and all
+                self._read_tail()
         except Exception as exc:  # noqa: BLE001 - a fault here must end the take, not vanish
             self._report(DeviceLostError(f"capture from {self._label} failed: {exc}"))
         finally:
@@ -414,11 +427,37 @@ class _PulseStream:
         self._wake.clear()  # close() sets _closing before it wakes the thread: checked next
         return True
 
-    def _wait_for_packet(self) -> bool:
+    def _wait_for_packet(self, seconds: float = PACKET_WAIT_SECONDS) -> bool:
         """Block on the connection until the server sends something (or close() wakes the loop)."""
         pa, mainloop = self._pa, self._mainloop
-        return (pa.pa_mainloop_prepare(mainloop, int(PACKET_WAIT_SECONDS * 1e6)) >= 0
+        return (pa.pa_mainloop_prepare(mainloop, max(0, int(seconds * 1e6))) >= 0
                 and pa.pa_mainloop_poll(mainloop) >= 0 and pa.pa_mainloop_dispatch(mainloop) >= 0)
+
+    def _read_tail(self) -> None:
+        """The end of the take: read until the audio captured up to the stop is in, then deliver it.
+
+        Without this the take would end where the last wake-up left it: up to a block (a second,
+        for a take nobody watches) earlier, since the server sends a fragment at a time and,
+        while the reader sleeps, keeps what its shared ring has no room for. Every packet that
+        comes is copied out at once, so the server sends the next without waiting.
+        """
+        stop_at = self._stop_at if self._stop_at is not None else time.monotonic()
+        deadline = stop_at + self._fragment_bytes / self._byte_rate + TAIL_MARGIN_SECONDS
+        while self._take_in():
+            self._read_available()
+            left = deadline - time.monotonic()
+            if left <= 0 or self._read_end() >= stop_at or not self._wait_for_packet(left):
+                break
+        if not self._reported:
+            self._take_in()
+            self._read_available(final=True)
+
+    def _read_end(self) -> float:
+        """When the last frame read so far was captured (time.monotonic()): placed by the timeline."""
+        start = self._timeline.next_start
+        if start is None:
+            start = self._capture_end()  # nothing delivered yet: the server's estimate
+        return start + self._fill / self._byte_rate
 
     def _take_in(self) -> bool:
         """Dispatch everything libpulse has waiting, without blocking; False once the loop quit."""
@@ -567,6 +606,7 @@ class _PulseStream:
 
     def _raise_fragment(self) -> None:
         lp = _libpulse
+        self._fragment_bytes = self._block_bytes
         attr = lp.BufferAttr(lp.NO_VALUE, lp.NO_VALUE, lp.NO_VALUE, lp.NO_VALUE, self._block_bytes)
         self._unref(self._pa.pa_stream_set_buffer_attr(self._stream, ctypes.byref(attr), None, None))
 
