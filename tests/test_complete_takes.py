@@ -281,7 +281,7 @@ def test_a_take_holds_the_audio_from_start_to_stop(vmic: VirtualMicrophone, tmp_
                 data = take.decoded()
                 first = judge_start(take, data, witness)
                 if "duration" in label:
-                    judge_duration(take, data, first, witness, 2.0)
+                    judge_duration(take, data, first, feed, witness, 2.0)
                 else:
                     end = judge_tail(take, data, feed, witness)
                     inside = end - first - len(data)
@@ -290,13 +290,17 @@ def test_a_take_holds_the_audio_from_start_to_stop(vmic: VirtualMicrophone, tmp_
     judge_all(takes)
 
 
-def judge_duration(take: Take, data: npt.NDArray[np.int16], first: int, witness: Witness, seconds: float) -> None:
+def judge_duration(take: Take, data: npt.NDArray[np.int16], first: int, feed: Feed, witness: Witness,
+                   seconds: float) -> None:
     """A take ended by duration=: that much audio, the microphone's from the start on without a gap."""
     held = len(data) / RATE
     take.notes.append(f"{held:.3f} s of duration={seconds}")
     if abs(held - seconds) > END_TOLERANCE:
         take.fail(f"holds {held:.3f} s, not the {seconds} s asked by duration=")
-    end = end_in_witness(take, data, witness)
+    try:
+        end = end_in_witness(take, data, witness)
+    except AssertionError:  # a start late on a busy machine: the take ends in the tone
+        end = change_in_witness(witness, feed) + len(data) - change_in_file(take, data, feed)
     if abs(end - first - len(data)) > 0.01 * RATE:
         take.fail(f"its end is {(end - first) / RATE:.3f} s of the microphone after its start, "
                   f"but it holds {held:.3f} s: audio lost or repeated inside")
@@ -438,6 +442,48 @@ def test_a_stop_signal_keeps_the_tail_of_a_cli_take(vmic: VirtualMicrophone, tmp
         for proc in procs:
             proc.kill()
             proc.wait(10)
+    judge_all(takes)
+
+
+# -- a script that ends with its take open (the atexit hook) -----------------------------------------
+
+EXIT_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from micrec import AudioRecorder
+    recs = [AudioRecorder(audio_encoder=e, sample_rate=48000, channels_num=1) for e in ("wav", "opus")]
+    for rec, path in zip(recs, sys.argv[1:]):
+        rec.start_recording(path)
+    print("started", flush=True)
+    sys.stdin.readline()
+    print(time.monotonic(), flush=True)  # CLOCK_MONOTONIC: the same clock as the test's
+    # and the script ends with both takes open: micrec's atexit hook finalizes them
+""")
+
+
+def test_a_script_that_ends_with_its_take_open_keeps_the_tail(vmic: VirtualMicrophone, tmp_path: Path) -> None:
+    """Nobody watches; the script returns 0.3 s (or more) after the tone began: the tone runs to the end."""
+    takes = [Take(f"atexit/{name}", tmp_path / f"atexit.{name}") for name in ("wav", "ogg")]
+    proc = subprocess.Popen([sys.executable, "-c", EXIT_SCRIPT, *(str(t.path) for t in takes)], env=vmic.env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == b"started", proc.communicate(timeout=30)[1].decode()[-2000:]
+        with Witness(vmic) as witness:
+            feed = play(vmic, witness, noise_then_tone(2.0, 3.0, seed=46))
+            wait_past_change(witness, feed, 0.3)
+            proc.stdin.write(b"end\n")
+            proc.stdin.flush()
+            ended = float(proc.stdout.readline())
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err.decode()[-2000:]
+            witness.settle(time.monotonic())
+            for take in takes:
+                take.stopped = (ended, ended)
+                with judging(take):
+                    judge_tail(take, take.decoded(), feed, witness, upper=False)
+    finally:
+        proc.kill()
+        proc.wait(10)
     judge_all(takes)
 
 
