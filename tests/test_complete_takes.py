@@ -248,21 +248,26 @@ def new_recorder(kind: str, loop: str, **config: Any) -> AudioRecorder:
 @pytest.mark.parametrize("observer", ["none", "levels", "listener"])
 def test_a_take_holds_the_audio_from_start_to_stop(vmic: VirtualMicrophone, tmp_path: Path, loop: str,
                                                    observer: str) -> None:
-    """Four takes at once: WAV, FLAC (default 44.1 kHz stereo), Opus, and a WAV ended by duration=2."""
+    """Four takes at once: a WAV ended by duration=2, WAV, FLAC (default 44.1 kHz stereo) and Opus.
+
+    They start 0.3 s apart and stop together: what the server still holds at the stop depends
+    on where the stop falls in a take's blocks (1 s while nobody watches), so the three stops
+    fall at three places in them.
+    """
     configs = {
+        "wav duration=2": dict(audio_encoder="wav", sample_rate=RATE, channels_num=1),
         "wav": dict(audio_encoder="wav", sample_rate=RATE, channels_num=1),
         "flac 44.1k stereo": dict(audio_encoder="flac"),
         "opus": dict(audio_encoder="opus", sample_rate=RATE, channels_num=1),
-        "wav duration=2": dict(audio_encoder="wav", sample_rate=RATE, channels_num=1),
     }
-    suffixes = {"wav": ".wav", "flac 44.1k stereo": ".flac", "opus": ".ogg", "wav duration=2": ".wav"}
+    suffixes = {"wav duration=2": ".wav", "wav": ".wav", "flac 44.1k stereo": ".flac", "opus": ".ogg"}
     recs = {label: new_recorder(observer, loop, **config) for label, config in configs.items()}
     takes = [Take(f"{loop}/{observer}/{label}", tmp_path / f"take{i}{suffixes[label]}")
              for i, label in enumerate(configs)]
     with Witness(vmic) as witness:
         feed = play(vmic, witness, noise_then_tone(3.0, 3.0, seed=41))
-        witness.wait_for_index(feed.start_in_witness + RATE // 5)
-        for take, (label, rec) in zip(takes, recs.items(), strict=True):
+        for i, (take, (label, rec)) in enumerate(zip(takes, recs.items(), strict=True)):
+            witness.wait_for_index(feed.start_in_witness + int((0.2 + 0.3 * max(0, i - 1)) * RATE))
             duration = 2.0 if "duration" in label else None
             take.started = timed(lambda rec=rec, take=take, d=duration: rec.start_recording(take.path, duration=d))
         with observed(observer, list(recs.values())):
@@ -420,9 +425,11 @@ def test_a_stop_signal_keeps_the_tail_of_a_cli_take(vmic: VirtualMicrophone, tmp
     """SIGINT, SIGTERM and SIGHUP 0.3 s (or more) after the tone began: the tone runs to the end of each file."""
     takes = [Take(f"{'meter' if meter else 'quiet'}/{sig.name}/{loop}/{suffix}", tmp_path / f"{sig.name}{suffix}")
              for sig, loop, suffix in SIGNAL_TAKES]
-    procs = [start_cli(take.path, vmic.env, loop, *([] if meter else ["--quiet"]))
-             for take, (_, loop, _) in zip(takes, SIGNAL_TAKES, strict=True)]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        for take, (_, loop, _) in zip(takes, SIGNAL_TAKES, strict=True):
+            procs.append(start_cli(take.path, vmic.env, loop, *([] if meter else ["--quiet"])))
+            time.sleep(0.33)  # the stops fall at other places in each take's blocks
         with Witness(vmic) as witness:
             wait_for_files([t.path for t in takes], procs)
             feed = play(vmic, witness, noise_then_tone(2.0, 3.0, seed=45))
