@@ -48,13 +48,14 @@ log = logging.getLogger("micrec")
 #: Capture block length (default; ``AudioRecorder(blocksize=...)`` asks for another). Every
 #: block wakes two Python threads (capture and worker), and those wake-ups, not the work, are
 #: most of micrec's CPU (see docs/benchmarks.md). The first block is shorter (10 ms on the Pulse
-#: backend), so that audio flows at once; a stop delivers the partial block captured so far.
-#: While nobody reads levels or blocks, the blocks grow to a second (:mod:`._pacing`).
+#: backend), so that audio flows at once; a stop delivers every frame captured up to it.
+#: While nobody reads levels or blocks, the blocks grow to 250 ms (:mod:`._pacing`).
 BLOCK_MS = 100
 #: Seconds of audio the queue holds before blocks are dropped (and counted as overflows).
 QUEUE_SECONDS = 10
-#: How often the encoder is asked to make its file readable by others (header updates).
-FLUSH_INTERVAL = 0.5
+#: How often the encoder is asked to make its file readable by others (header updates). With
+#: blocks of at most 250 ms and the server's 100 ms fragment, a killed take loses under 0.5 s.
+FLUSH_INTERVAL = 0.25
 SILENCE_DBFS = -160.0
 _LEVEL_WINDOW_MS = 50
 
