@@ -142,7 +142,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="write nothing until a voice is heard, then start 300 ms before it; needs micrec[vad]")
     rec.add_argument("--segment", type=_positive_seconds, metavar="S",
                      help="write the take as OUTPUT-0001.ext, OUTPUT-0002.ext, ... of S seconds each")
-    rec.add_argument("--quiet", "-q", action="store_true", help="no level meter (and 1 s blocks: less CPU)")
+    rec.add_argument("--quiet", "-q", action="store_true", help="no level meter (and 250 ms blocks: less CPU)")
     rec.set_defaults(run=_cmd_record)
 
     dev = sub.add_parser("devices", help="list input devices (or, with --outputs, outputs)")

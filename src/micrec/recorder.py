@@ -113,7 +113,13 @@ class AudioRecorder:
     is stopped and finalized by an :mod:`atexit` hook, registered while a session is open and
     removed when it ends: the file is complete, as after :meth:`stop_recording`, and
     ``on_state_changed`` gets STOPPED. A process killed by a signal gets no such chance; its
-    file is still readable up to the last flush (0.5 s).
+    file is still readable by ffmpeg and libsndfile to within 0.5 s of the kill, whoever
+    watches the take: the blocks are at most 250 ms long and the file is made readable every
+    0.25 s, so what is lost is that plus the sound server's last fragment (100 ms).
+
+    :meth:`stop_recording` ends the take where it was called: it waits for the audio the sound
+    server still holds from before the call (about one fragment: a few milliseconds on
+    PulseAudio, up to ~0.1 s on PipeWire), writes it, and finalizes the file.
 
     Examples
     --------

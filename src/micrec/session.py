@@ -48,13 +48,16 @@ log = logging.getLogger("micrec")
 #: Capture block length (default; ``AudioRecorder(blocksize=...)`` asks for another). Every
 #: block wakes two Python threads (capture and worker), and those wake-ups, not the work, are
 #: most of micrec's CPU (see docs/benchmarks.md). The first block is shorter (10 ms on the Pulse
-#: backend), so that audio flows at once; a stop delivers the partial block captured so far.
-#: While nobody reads levels or blocks, the blocks grow to a second (:mod:`._pacing`).
+#: backend), so that audio flows at once; a stop delivers every frame captured up to it.
+#: While nobody reads levels or blocks, the blocks grow to 250 ms (:mod:`._pacing`).
 BLOCK_MS = 100
 #: Seconds of audio the queue holds before blocks are dropped (and counted as overflows).
 QUEUE_SECONDS = 10
-#: How often the encoder is asked to make its file readable by others (header updates).
-FLUSH_INTERVAL = 0.5
+#: How often the encoder is asked to make its file readable by others (header updates). With
+#: blocks of at most 250 ms and the server's 100 ms fragment, a killed take loses under 0.5 s.
+FLUSH_INTERVAL = 0.25
+#: Longest a seek waits for the audio captured before the pause (a fragment, and a margin).
+TAIL_WAIT_SECONDS = 0.25
 SILENCE_DBFS = -160.0
 _LEVEL_WINDOW_MS = 50
 
@@ -148,6 +151,8 @@ class CaptureQueue:
         # packet holds up to a quantum of it) and, at the stop, the rest of its last fragment.
         self._begin = -math.inf
         self._end = math.inf
+        #: Where the stream's latest block ended on the capture clock (kept or cut), or -inf.
+        self.delivered_until = -math.inf
 
     def pause(self) -> None:
         self._pause = (time.monotonic(), math.inf)
@@ -182,6 +187,7 @@ class CaptureQueue:
             return
         pause, rate = self._pause, self.rate
         if capture_time is not None and rate is not None:
+            self.delivered_until = capture_time + len(block) / rate
             if capture_time + len(block) / rate > self._end:
                 block = block[:max(0, round((self._end - capture_time) * rate))]
             if capture_time < self._begin:
@@ -203,6 +209,15 @@ class CaptureQueue:
             self._put(block[:before], wait, capture_time)
         if after < frames:
             self._put(block[after:], wait, capture_time + after / rate)
+
+    def wait_delivered(self, moment: float, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until the stream has delivered what it captured before ``moment``."""
+        deadline = time.monotonic() + timeout
+        while self.delivered_until < moment:
+            if time.monotonic() >= deadline or self.closed:
+                return False
+            time.sleep(0.005)
+        return True
 
     def _put(self, block: Block, wait: bool, capture_time: float | None) -> None:
         q = self._queue
@@ -352,6 +367,11 @@ class Session:
     def seek(self, position_ms: float) -> int:
         """Cut the take at ``position_ms``; returns the frame it now ends at."""
         frame = round(position_ms * self.rate / 1000)
+        paused_at = self._sink.paused_at
+        if paused_at is not None and self._sink.paused:
+            # What was captured before the pause is still on its way (the server's last
+            # fragment): it belongs to the take before the cut, so the seek waits for it.
+            self._sink.wait_delivered(paused_at, TAIL_WAIT_SECONDS)
         return int(self._call(_Seek(frame)))
 
     def stop(self) -> None:

@@ -3,6 +3,11 @@
 On Linux, PortAudio needs the system's libportaudio2. Device ids are PortAudio device names.
 Where a device cannot open the configured rate or channel count, the stream opens it at the
 device's own rate and channel count and the pipeline resamples and remixes.
+
+PortAudio calls back every :data:`PERIOD_MS`; the callback copies into the block being filled
+and hands it over once it holds the pipeline's block. A stop waits for the callback that
+brings the audio captured up to it (one period, about) and delivers the partial block: the
+take ends where ``stop_recording()`` was called, not at the last whole block.
 """
 
 from __future__ import annotations
@@ -16,7 +21,12 @@ from ..errors import BackendUnavailableError, DeviceError, DeviceLostError, Devi
 from ..types import InputDevice
 from .base import BlockSink, StreamSpec
 
-__all__ = ["PortAudioBackend"]
+__all__ = ["PERIOD_MS", "PortAudioBackend"]
+
+#: PortAudio's callback interval: what a stop waits for the audio captured up to it.
+PERIOD_MS = 20
+#: How much longer than a period the stop waits for that callback (a busy machine, a slow host API).
+TAIL_MARGIN_SECONDS = 0.06
 
 
 def _sounddevice() -> Any:
@@ -95,11 +105,17 @@ class _PortAudioStream:
         except Exception:  # noqa: BLE001 - the device cannot do the rate: the pipeline resamples
             self.rate = int(info["default_samplerate"])
         self._closing = threading.Event()
+        self._block_frames = max(1, spec.block_frames * self.rate // spec.rate)
+        self._period_frames = max(1, min(self._block_frames, self.rate * PERIOD_MS // 1000))
+        self._pending: Any = None  # the block being filled (callback thread; close() after stop())
+        self._fill = 0
+        self._pending_time = 0.0  # when its first frame was captured
+        self._stop_at = float("inf")
+        self._tail_in = threading.Event()
         try:
             self._stream = sd.InputStream(
                 device=info["index"], samplerate=self.rate, channels=self.channels, dtype="int16",
-                blocksize=max(1, spec.block_frames * self.rate // spec.rate),
-                callback=self._callback, finished_callback=self._finished)
+                blocksize=self._period_frames, callback=self._callback, finished_callback=self._finished)
         except Exception as exc:
             raise DeviceError(f"cannot open capture device {info['name']!r}: {exc}",
                               value=info["name"], name="device") from exc
@@ -109,7 +125,28 @@ class _PortAudioStream:
             self._sink.overflow()
         # PortAudio's own timestamps run on a clock of the host API's; the block's arrival is
         # on the monotonic clock the other streams use.
-        self._sink.push(indata.copy(), capture_time=monotonic() - frames / self.rate)
+        arrival = monotonic()
+        captured = arrival - frames / self.rate
+        done = 0
+        while done < frames:
+            if self._pending is None:
+                import numpy as np
+
+                self._pending = np.empty((self._block_frames, self.channels), dtype=np.int16)
+                self._fill = 0
+                self._pending_time = captured + done / self.rate
+            n = min(frames - done, self._block_frames - self._fill)
+            self._pending[self._fill:self._fill + n] = indata[done:done + n]
+            self._fill += n
+            done += n
+            if self._fill == self._block_frames:
+                self._hand_over()
+        if arrival >= self._stop_at:
+            self._tail_in.set()
+
+    def _hand_over(self) -> None:
+        block, self._pending = self._pending[:self._fill], None
+        self._sink.push(block, capture_time=self._pending_time)
 
     def _finished(self) -> None:
         if not self._closing.is_set():
@@ -122,5 +159,14 @@ class _PortAudioStream:
             raise DeviceError(f"cannot start capture: {exc}") from exc
 
     def close(self) -> None:
+        """Stop once the audio captured up to now has come in (a period, about); deliver it all."""
+        self._stop_at = monotonic()
+        if self._stream.active:
+            self._tail_in.wait(self._period_frames / self.rate + TAIL_MARGIN_SECONDS)
         self._closing.set()
-        self._stream.close()
+        try:
+            self._stream.stop()  # returns once the callback has returned for the last time
+        finally:
+            if self._pending is not None and self._fill:
+                self._hand_over()
+            self._stream.close()

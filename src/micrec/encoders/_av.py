@@ -39,15 +39,16 @@ __all__ = ["AvCodecEncoder", "AvEncoder", "UnitEncoder", "av_module", "av_unavai
 
 #: Audio gathered before the codec runs (see above); flush() hands over what is gathered.
 BATCH_SECONDS = 0.1
-# Fragment/page/cluster every 0.25 s: what a killed process loses, with the batch and look-ahead.
+# Fragment and cluster every 0.25 s, Ogg page every 0.1 s (FFmpeg holds the latest page back
+# until the next is complete): what a killed process loses, with the batch and look-ahead.
 _FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof",
                    "frag_duration": "250000"}
 _MUXER_OPTIONS: dict[str, dict[str, str]] = {
     "mp4": _FRAGMENTED_MP4,
     "ipod": _FRAGMENTED_MP4,
     "3gp": _FRAGMENTED_MP4,
-    "ogg": {"page_duration": "250000"},
-    "opus": {"page_duration": "250000"},
+    "ogg": {"page_duration": "100000"},
+    "opus": {"page_duration": "100000"},
     "webm": {"cluster_time_limit": "250"},
 }
 

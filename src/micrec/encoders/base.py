@@ -100,7 +100,7 @@ class Encoder(ABC):
         """
 
     def flush(self) -> None:  # noqa: B027 - optional hook
-        """Make what was written so far readable by other processes (called every 0.5 s of time or of audio)."""
+        """Make what was written so far readable by other processes (called every 0.25 s of time or of audio)."""
 
     def close(self) -> None:
         """Flush the codec and finalize the file. Safe to call twice."""

@@ -2,7 +2,7 @@
 
 The header (``fLaC``, STREAMINFO, a VORBIS_COMMENT) is written at once, so the file is a
 valid, empty FLAC file from the start (libsndfile writes it only with the first samples).
-At every flush (0.5 s of audio or of wall time) the samples libFLAC still holds (less than a
+At every flush (0.25 s of audio or of wall time) the samples libFLAC still holds (less than a
 4096-sample block) are appended as one provisional verbatim frame (:mod:`._flacframe`), and
 STREAMINFO's total-samples field is brought up to date, so that a killed process leaves a file
 that libsndfile (which trusts that field) and ffmpeg both read, bit-exact, up to the last

@@ -3,7 +3,7 @@
 The file is opened as RF64 with libsndfile's auto-downgrade, so a take under 4 GiB is closed
 as plain RIFF/WAVE and a longer one stays RF64. The header is written at once (an empty
 RIFF/WAVE file: libsndfile's first header is RF64 with the sizes unset, -1, which readers
-refuse) and brought up to date by ``flush()``, which the session calls every 0.5 s of audio or
+refuse) and brought up to date by ``flush()``, which the session calls every 0.25 s of audio or
 of wall time, so a killed process leaves a file whose header covers the audio to within half a
 second of the kill (rewriting it after every block costs three system calls a block).
 """
