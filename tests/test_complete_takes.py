@@ -159,7 +159,8 @@ def judge_tail(take: Take, data: npt.NDArray[np.int16], feed: Feed, witness: Wit
     if tail - run > 0.02 * RATE:
         take.fail(f"the tone of the last {tail / RATE:.3f} s stops {run / RATE:.3f} s after the change")
     short = (witness.index_at(take.stopped[0]) - end) / RATE
-    take.notes.append(f"tail {tail / RATE:.3f} s after the change, end {-short * 1000:+.0f} ms from the stop")
+    took = f", stop_recording() took {(take.stopped[1] - take.stopped[0]) * 1000:.0f} ms" if upper else ""
+    take.notes.append(f"tail {tail / RATE:.3f} s after the change, end {-short * 1000:+.0f} ms from the stop{took}")
     if short > END_TOLERANCE:
         take.fail(f"the file ends {short * 1000:.0f} ms before the stop (lost tail; it holds {tail / RATE:.3f} s "
                   f"of the tone, which had played {(tail / RATE + short):.3f} s by the stop)")
