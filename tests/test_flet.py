@@ -240,10 +240,9 @@ def test_flet_0_27_app_runs_unchanged(vmic: VirtualMicrophone, in_tmp: Path) -> 
                                              "State: recording", "State: stopped"]
     # get_input_devices() returned 0.27's {id: label} dict
     assert "'vmic_a': 'Virtual mic A'" in app.client.strings("Input Devices: ")[-1]
-    # page.overlay.append(audio_rec) sent the client an invisible placeholder, nothing else
-    placeholders = [v for v in _dicts(app.client.messages) if v.get("_c") == "MicrecAudioRecorder"]
-    assert placeholders and all(p["visible"] is False and set(p) == {"_c", "_i", "visible"}
-                                for p in placeholders)
+    # the client was sent flet-audio-recorder's control type (its Dart service), and no micrec type
+    assert [v for v in _dicts(app.client.messages) if v.get("_c") == "AudioRecorder"]
+    assert not [v for v in _dicts(app.client.messages) if "Micrec" in str(v.get("_c"))]
     # property-style settings took effect: 48 kHz mono WAV, the microphone's samples bit for bit
     path = in_tmp / flet_example_app.OUTPUT_PATH
     probe = ffprobe(path)
@@ -261,25 +260,22 @@ def _dicts(value: Any) -> Iterator[dict[Any, Any]]:
             yield from _dicts(item)
 
 
-def test_recorder_in_page_services_or_overlay_is_harmless() -> None:
-    async def scenario() -> tuple[App, list[Any]]:
+def test_recorder_is_a_flet_service_of_flet_audio_recorders_type() -> None:
+    async def scenario() -> tuple[App, far.AudioRecorder, list[Any]]:
         app = App(lambda page: page.add(ft.Text("hello")))
-        rec = far.AudioRecorder()
-        app.page.services.append(rec)  # flet 1.0 sends nothing for this list
-        app.page.update()
         start = len(app.client.messages)
-        app.page.overlay.append(rec)  # 0.27 style: an invisible placeholder goes to the client
-        app.page.update()
+        ft.context.page  # noqa: B018 - the app's page is the current one, as in a handler
+        rec = far.AudioRecorder(on_state_change=print)  # registers itself, as every Flet 1.0 service
         added = app.client.messages[start:]
-        app.page.overlay.remove(rec)
-        app.page.services.remove(rec)
+        app.page.services.append(rec)  # what Flet's docs say to write: harmless
+        app.page.update()
         app.page.add(ft.Text("still fine"))
-        return app, added
+        return app, rec, added
 
-    app, added = run(scenario)
-    sent = [d for d in _dicts(app.client.messages) if d.get("_c") == "MicrecAudioRecorder"]
-    assert sent == [{"_c": "MicrecAudioRecorder", "_i": sent[0]["_i"], "visible": False}]
-    assert sent[0] in list(_dicts(added))
+    app, rec, added = run(scenario)
+    assert isinstance(rec, ft.Service) and rec.page is app.page
+    sent = [d for d in _dicts(added) if d.get("_c") == "AudioRecorder"]
+    assert len(sent) == 1 and sent[0]["on_state_change"] is True and "on_stream" not in sent[0]
     assert app.client.strings("still fine") == ["still fine"]
 
 
