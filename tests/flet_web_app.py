@@ -86,6 +86,7 @@ def main(page: ft.Page):
     page.add(
         ft.Button(content="Start WAV", on_click=start(far.AudioEncoder.WAV, "take.wav")),
         ft.Button(content="Start Opus", on_click=start(far.AudioEncoder.OPUS, "take.ogg")),
+        ft.Button(content="Start MP3", on_click=start(far.AudioEncoder.WAV, "take.mp3")),  # no such encoder
         ft.Button(content="Stop", on_click=handle_stop),
         ft.Button(content="Pause", on_click=handle_pause),
         ft.Button(content="Resume", on_click=handle_resume),

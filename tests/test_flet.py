@@ -787,3 +787,77 @@ def test_a_take_that_ends_by_itself_after_silence_is_finalized(tmp_path: Path) -
     assert [e.data for e in states] == ["recording", "stopped"] and states[-1].error is None
     data = ffmpeg_decode(tmp_path / "quiet.wav")
     assert 0.5 * 48000 <= len(data) <= 1.2 * 48000  # 0.5 s of silence, then the end
+
+
+# -- client takes (web and mobile apps): the pushed audio's checks --------------------------------
+def _client_take(tmp_path: Path, **feed_kwargs: Any) -> tuple[Any, Any, list[Any]]:
+    """A micrec take fed by a ClientFeed, as the Flet client's stream feeds it (44100 Hz stereo)."""
+    from micrec import AudioRecorder
+    from micrec.flet._client import ClientFeed
+
+    feed = ClientFeed(**feed_kwargs)
+    events: list[Any] = []
+    core = AudioRecorder(backend=feed.backend, sample_rate=44100, channels_num=2, on_state_changed=events.append)
+    core.start_recording(tmp_path / "take.wav")
+    return feed, core, events
+
+
+def _ended(core: Any) -> None:
+    """Wait until a take's fault has ended it and its events are out."""
+    deadline = time.monotonic() + 10
+    while core.is_recording():
+        assert time.monotonic() < deadline, "the take did not end"
+        time.sleep(0.02)
+    core.wait_for_events(5)
+
+
+def test_a_malformed_or_oversized_chunk_ends_the_client_take_cleanly(tmp_path: Path) -> None:
+    from micrec import MalformedAudioError
+
+    for bad, why in [(b"\1\0\2", "not a whole number"), (b"", "not a whole number"),
+                     (b"\0" * (2 << 20), "over the limit"), ("text", "not PCM16 bytes")]:
+        feed, core, events = _client_take(tmp_path)
+        good = tone(700, 0.5, 44100)
+        feed.feed(np.repeat(good[:, None], 2, axis=1).tobytes())
+        feed.feed(bad)
+        _ended(core)
+        assert [e.state for e in events] == ["recording", "stopped"], why
+        assert isinstance(events[-1].error, MalformedAudioError) and why in str(events[-1].error)
+        assert isinstance(events[-1].error, ValueError)
+        audio = ffmpeg_decode(tmp_path / "take.wav")
+        assert np.array_equal(audio[:, 0], good)  # what arrived before it, bit for bit
+        feed.feed(b"\0" * 400)  # later chunks of the ended take are dropped
+        assert not core.is_recording()
+
+
+def test_a_client_that_goes_away_or_falls_silent_ends_the_take(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from micrec import DeviceLostError
+    from micrec.flet import _client
+
+    monkeypatch.setattr(_client, "IDLE_SECONDS", 0.5)
+    for connected, why in [(lambda: False, "disconnected"), (lambda: True, "sent no audio")]:
+        feed, core, events = _client_take(tmp_path)
+
+        async def watch(feed: Any = feed, connected: Any = connected) -> None:
+            feed.feed(b"\0\1" * 882)
+            feed.watch(connected)
+            await wait_for(lambda: feed.ended)
+
+        run(watch)
+        _ended(core)
+        assert isinstance(events[-1].error, DeviceLostError) and why in str(events[-1].error)
+        assert ffprobe(tmp_path / "take.wav").duration > 0.005
+
+
+def test_a_client_stream_slower_than_its_format_is_refused(tmp_path: Path) -> None:
+    from micrec import MalformedAudioError
+    from micrec.flet import _client
+
+    now = [0.0]
+    feed, core, events = _client_take(tmp_path, clock=lambda: now[0])
+    for _ in range(60):  # 22050 frames a second: mono, or half the rate, sent as if stereo 44.1 kHz
+        feed.feed(b"\0\0" * 2 * 2205)
+        now[0] += 0.1
+    _ended(core)
+    assert isinstance(events[-1].error, MalformedAudioError) and "wrong speed" in str(events[-1].error)
+    assert _client.FORMAT_CHECK_SECONDS < 6

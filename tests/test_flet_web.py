@@ -263,6 +263,19 @@ def test_a_tab_closed_mid_take_leaves_the_audio_that_arrived(chromium: Any, star
     assert_visitors_tone(app.takes / "take.wav", closed - began)
 
 
+def test_a_start_that_fails_leaves_nothing_and_the_next_one_works(chromium: Any, start_app: Any) -> None:
+    app = start_app()
+    page = open_app(chromium, app)
+    click(page, "Start MP3")
+    raised = app.returned("start take.mp3")
+    assert raised["event"] == "raised" and raised["type"] == "InvalidConfigError" and ".mp3" in raised["message"]
+    assert not list(app.takes.iterdir()) and app.states() == []
+    began, ended = record(page, app, "Start WAV", "take.wav", 1.5)  # the client's recorder was stopped
+    assert_visitors_tone(app.takes / "take.wav", ended - began)
+    assert [s["state"] for s in app.states()] == ["recording", "stopped"]
+    page.close()
+
+
 def test_a_denied_microphone_is_a_typed_error_and_leaves_nothing(playwright: Any, start_app: Any,
                                                                  tmp_path: Path) -> None:
     browser = _browser(playwright, tmp_path, ["--deny-permission-prompts", "--use-fake-device-for-media-stream"])

@@ -104,7 +104,8 @@ class ClientFeed:
         if self._first_chunk is None:
             self._first_chunk = now
         try:
-            stream.feed(bytes(chunk), _frames(chunk))
+            frames = _frames(chunk)  # checks the chunk before anything is made of it
+            stream.feed(bytes(chunk), frames)
             self._check_pace(now)
         except Exception as exc:  # noqa: BLE001 - any bad chunk ends the take, with its reason
             self.fail(exc)
