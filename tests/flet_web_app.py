@@ -4,7 +4,8 @@ tests/test_flet_web.py serves it with flet-web (Flet's stock web client, offline
 its buttons in chromium. The environment chooses the recorder (``FAR_MODULE``: micrec.flet or
 flet_audio_recorder), the port (``APP_PORT``), where takes go (``TAKES_DIR``) and a log file
 (``APP_LOG``) where every event and call result is written as a JSON line with the time it
-happened on this process's monotonic clock.
+happened on this process's monotonic clock. ``APP_STREAM=1`` gives the recorder an
+``on_stream`` handler (which logs each chunk's size).
 """
 
 import importlib
@@ -39,9 +40,13 @@ def main(page: ft.Page):
         status.value = f"State: {e.data}"
         page.update()
 
+    def handle_stream(e):
+        log("stream", size=len(e.chunk), sequence=e.sequence, bytes_streamed=e.bytes_streamed)
+
     recorder = far.AudioRecorder(
         configuration=far.AudioRecorderConfiguration(encoder=far.AudioEncoder.WAV),
         on_state_change=handle_state_change,
+        on_stream=handle_stream if os.environ.get("APP_STREAM") else None,
     )
 
     async def call(name, coro):
@@ -83,15 +88,21 @@ def main(page: ft.Page):
     async def handle_devices(e):
         await call("devices", recorder.get_input_devices())
 
+    async def handle_level(e):
+        level = await call("level", recorder.get_amplitude())
+        log("amplitude", current=level.current, max=level.max)
+
     page.add(
         ft.Button(content="Start WAV", on_click=start(far.AudioEncoder.WAV, "take.wav")),
         ft.Button(content="Start Opus", on_click=start(far.AudioEncoder.OPUS, "take.ogg")),
         ft.Button(content="Start MP3", on_click=start(far.AudioEncoder.WAV, "take.mp3")),  # no such encoder
+        ft.Button(content="Start PCM", on_click=start(far.AudioEncoder.PCM16BITS, "take.pcm")),
         ft.Button(content="Stop", on_click=handle_stop),
         ft.Button(content="Pause", on_click=handle_pause),
         ft.Button(content="Resume", on_click=handle_resume),
         ft.Button(content="Permission", on_click=handle_permission),
         ft.Button(content="Devices", on_click=handle_devices),
+        ft.Button(content="Level", on_click=handle_level),
         status,
     )
     log("ready", web=page.web)

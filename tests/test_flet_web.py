@@ -91,13 +91,13 @@ def start_app(tmp_path: Path, vmic: Any) -> Iterator[Callable[..., RunningApp]]:
     vmic.play_tone(SERVER_HZ, 60)
     apps: list[RunningApp] = []
 
-    def start(module: str = "micrec.flet") -> RunningApp:
+    def start(module: str = "micrec.flet", **extra_env: str) -> RunningApp:
         port = _free_port()
         takes = tmp_path / "takes"
         takes.mkdir(exist_ok=True)
         log_path, output = tmp_path / f"log-{len(apps)}.jsonl", tmp_path / f"app-{len(apps)}.out"
         env = {**os.environ, "APP_PORT": str(port), "TAKES_DIR": str(takes), "APP_LOG": str(log_path),
-               "FAR_MODULE": module, "FLET_FORCE_WEB_SERVER": "1"}
+               "FAR_MODULE": module, "FLET_FORCE_WEB_SERVER": "1", **extra_env}
         with output.open("wb") as out:
             process = subprocess.Popen(["timeout", "300", sys.executable, str(APP)], env=env, stdout=out,
                                        stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -230,7 +230,11 @@ def test_a_paused_take_leaves_the_pause_out(chromium: Any, start_app: Any) -> No
     time.sleep(1.5)
     click(page, "Resume")
     resumed = app.returned("resume")["t"]
-    time.sleep(1.5)
+    time.sleep(1.0)
+    click(page, "Level")  # micrec's meter, on the server: the tone at half scale is -6 dBFS
+    level = app.wait("a level", lambda e: e["event"] == "amplitude")
+    assert -7.5 < level["current"] < -5.0 and -7.5 < level["max"] < -5.0, level
+    time.sleep(0.5)
     click(page, "Stop")
     assert app.returned("stop")["result"] == str(app.takes / "take.wav")
     stop_call = app.wait("stop call", lambda e: e["event"] == "call" and e["name"] == "stop")["t"]
@@ -248,6 +252,20 @@ def test_an_opus_take_is_ogg_opus_on_the_server(chromium: Any, start_app: Any) -
     assert (probe.codec, probe.rate, probe.channels) == ("opus", 48000, 1)
     assert_visitors_tone(path, ended - began)
     assert [s["state"] for s in app.states()] == ["recording", "stopped"]
+    page.close()
+
+
+def test_on_stream_gets_micrecs_pcm_which_is_the_file(chromium: Any, start_app: Any) -> None:
+    app = start_app(APP_STREAM="1")
+    page = open_app(chromium, app)
+    began, ended = record(page, app, "Start PCM", "take.pcm", 2.0)
+    chunks = [e for e in app.log() if e["event"] == "stream"]
+    path = app.takes / "take.pcm"
+    assert sum(c["size"] for c in chunks) == path.stat().st_size == chunks[-1]["bytes_streamed"]
+    assert [c["sequence"] for c in chunks] == list(range(len(chunks)))
+    audio = ffmpeg_decode(path, input_format=["-f", "s16le", "-ar", "48000", "-ac", "1"])[:, 0]
+    assert abs(len(audio) / 48000 - (ended - began)) < LENGTH_TOLERANCE
+    assert abs(dominant_frequency(audio[len(audio) // 4:], 48000) - VISITOR_HZ) < 5
     page.close()
 
 

@@ -32,7 +32,7 @@ import flet as ft
 from ..aio import CallThread
 from ..errors import DeviceError, DeviceLostError, InvalidConfigError, PermissionDeniedError
 from ..recorder import AudioRecorder as CoreRecorder
-from ..types import AudioEncoder, AudioRecorderState, InputDevice
+from ..types import Amplitude, AudioEncoder, AudioRecorderState, InputDevice
 from ..types import AudioRecorderStateChangeEvent as CoreStateEvent
 from . import types as t
 from ._client import ClientFeed, client_configuration, uses_client
@@ -364,6 +364,12 @@ class AudioRecorder(ft.Service):
             return bool(await self._invoke_method("has_permission", timeout=_either(timeout, wait_timeout)
                                                   or CLIENT_WAIT))
         return await self._run(self._permission, timeout=_either(timeout, wait_timeout))
+
+    async def get_amplitude(self) -> Amplitude:
+        """micrec's level meter (not in flet-audio-recorder): the peak in dBFS of the latest
+        ~50 ms and the take's highest; -160.0 when idle. The same in a client take, where the
+        level is measured on the server."""
+        return self._core.get_amplitude()
 
     # Flet 0.28-0.70 and 0.27 spellings.
     start_recording_async = start_recording
