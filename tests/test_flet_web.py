@@ -223,7 +223,10 @@ def test_a_paused_take_leaves_the_pause_out(chromium: Any, start_app: Any) -> No
     app = start_app()
     page = open_app(chromium, app)
     began = begin(page, app)
-    time.sleep(1.5)
+    click(page, "Start Opus")  # a second start while a take is open
+    again = app.returned("start take.ogg")
+    assert again["event"] == "raised" and again["type"] == "StateError", again
+    time.sleep(1.0)
     click(page, "Pause")
     paused = app.wait("pause call", lambda e: e["event"] == "call" and e["name"] == "pause")["t"]
     app.returned("pause")
@@ -240,6 +243,7 @@ def test_a_paused_take_leaves_the_pause_out(chromium: Any, start_app: Any) -> No
     stop_call = app.wait("stop call", lambda e: e["event"] == "call" and e["name"] == "stop")["t"]
     assert_visitors_tone(app.takes / "take.wav", (paused - began) + (stop_call - resumed))
     assert [s["state"] for s in app.states()] == ["recording", "paused", "recording", "stopped"]
+    assert not (app.takes / "take.ogg").exists()
     page.close()
 
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Optional, TypeVar
 import flet as ft
 
 from ..aio import CallThread
-from ..errors import DeviceError, DeviceLostError, InvalidConfigError, PermissionDeniedError
+from ..errors import DeviceError, DeviceLostError, InvalidConfigError, PermissionDeniedError, StateError
 from ..recorder import AudioRecorder as CoreRecorder
 from ..types import Amplitude, AudioEncoder, AudioRecorderState, InputDevice
 from ..types import AudioRecorderStateChangeEvent as CoreStateEvent
@@ -513,11 +513,14 @@ class AudioRecorder(ft.Service):
     async def _start_client(self, output_path: str | os.PathLike[str] | None,
                             configuration: t.AudioRecorderConfiguration | None,
                             upload: t.AudioRecorderUploadSettings | None, timeout: float | None) -> bool:
-        if self._core.is_recording():
-            return await self._run(self._start, output_path, configuration, upload)  # raises StateError
+        if self._core.is_recording() or self._feed is not None:
+            raise StateError("a take is already open; stop_recording() or cancel_recording() it first",
+                             name="start_recording")
         config = configuration if configuration is not None else self.configuration
         _check_stream_request(output_path, config, upload, upload is not None or self._user_stream() is not None)
         wait = timeout or CLIENT_WAIT
+        if self.parent is None:  # made outside the app (no page then): the client must know it to run it
+            self.page._services.register_service(self)
         if not await self._invoke_method("has_permission", timeout=wait):
             raise PermissionDeniedError(
                 "the visitor denied the microphone (the Flet client's has_permission() is False); "
