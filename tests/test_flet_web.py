@@ -37,6 +37,9 @@ WAIT = 60.0
 #: How far a file's length may be from the time between the calls that bound it: the client's
 #: chunks come every few tens of ms, and a busy 2-core machine delays events by some more.
 LENGTH_TOLERANCE = 0.35
+#: A paused take has two more cuts (pause, resume), each made where the client's chunks arrive:
+#: seen +0.03 to +0.07 s on a quiet machine and +0.29 s once under load.
+PAUSED_TOLERANCE = 0.6
 
 pytest.importorskip("flet_web")
 pytestmark = [
@@ -171,11 +174,11 @@ def click(page: Any, name: str) -> None:
     page.get_by_role("button", name=name, exact=True).click(timeout=WAIT * 1000)
 
 
-def assert_visitors_tone(path: Path, seconds: float) -> None:
+def assert_visitors_tone(path: Path, seconds: float, tolerance: float = LENGTH_TOLERANCE) -> None:
     """The file holds the visitor's 700 Hz (not the server's 440 Hz), ``seconds`` long."""
     audio = ffmpeg_decode(path)[:, 0]
     length = len(audio) / 48000
-    assert abs(length - seconds) < LENGTH_TOLERANCE, f"{path.name}: {length:.2f} s, expected {seconds:.2f} s"
+    assert abs(length - seconds) < tolerance, f"{path.name}: {length:.2f} s, expected {seconds:.2f} s"
     middle = audio[len(audio) // 4: 3 * len(audio) // 4]
     assert abs(dominant_frequency(middle, 48000) - VISITOR_HZ) < 5
     assert abs(middle.astype(float)).max() > 8000  # the tone at its level, not a trickle of it
@@ -241,7 +244,7 @@ def test_a_paused_take_leaves_the_pause_out(chromium: Any, start_app: Any) -> No
     click(page, "Stop")
     assert app.returned("stop")["result"] == str(app.takes / "take.wav")
     stop_call = app.wait("stop call", lambda e: e["event"] == "call" and e["name"] == "stop")["t"]
-    assert_visitors_tone(app.takes / "take.wav", (paused - began) + (stop_call - resumed))
+    assert_visitors_tone(app.takes / "take.wav", (paused - began) + (stop_call - resumed), PAUSED_TOLERANCE)
     assert [s["state"] for s in app.states()] == ["recording", "paused", "recording", "stopped"]
     assert not (app.takes / "take.ogg").exists()
     page.close()
