@@ -408,7 +408,7 @@ class AudioRecorder(ft.Service):
         keep = output_path is not None and os.fspath(output_path) != ""
         path = Path(os.fspath(output_path)) if keep else _temporary_take()  # type: ignore[arg-type]
         self._sequence = self._bytes_streamed = 0
-        self._core.on_audio = self._on_audio if streaming and self._user_stream() is not None else None
+        self._core.on_audio = self._on_audio if self._user_stream() is not None else None
         if backend is not None:  # a client take: the audio is the client's, pushed in
             self._core.backend, self._core.device = backend, None
         try:
