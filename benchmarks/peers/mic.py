@@ -13,12 +13,14 @@ Two conditions:
     browser or a call also listens to the microphone looks like this.
 ``alone``
     The recorder under test is the only client that sets the pace: the feed, the keep-alive and
-    the reference ask for :data:`ALONE_MS`, longer than any recorder does.
+    the reference ask for :data:`ALONE_MS`, longer than any recorder does. On PipeWire the
+    reference asks for :data:`PIPEWIRE_ALONE_REFERENCE_MS`: above the graph's largest quantum
+    (2048 at 48 kHz, 42.7 ms), so the graph still runs at the pace the recorder sets, while
+    pipewire-pulse hands a 2 s client its audio in a few late lumps that cannot be placed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import threading
@@ -26,7 +28,7 @@ from types import TracebackType
 
 from micrec.vmic import MicSpec, VirtualMicrophone
 
-from .reference import Reference
+from .reference import Reference, end_process
 from .tone import feed_period
 
 #: How much tone the server holds ahead: enough that a busy machine never starves the feed
@@ -35,6 +37,7 @@ from .tone import feed_period
 _FEED_BUFFER_MS = 500
 #: What every other client asks for in the "alone" condition (PulseAudio's longest for a null sink).
 ALONE_MS = 2000
+PIPEWIRE_ALONE_REFERENCE_MS = 100
 #: 44.1 kHz stereo like the main configuration, so that it needs no conversion on the server.
 MIC = MicSpec("benchmic", 44100, 2, "Benchmark microphone")
 
@@ -49,6 +52,7 @@ class BenchMicrophone:
         # VirtualMicrophone starts none on PipeWire: its graph runs at the quantum its clients ask for.
         self.latency_ms = ALONE_MS if alone else keepalive_ms or 20
         self._feed_ms = ALONE_MS if alone else _FEED_BUFFER_MS
+        self._reference_ms = PIPEWIRE_ALONE_REFERENCE_MS if alone and server == "pipewire" else self.latency_ms
         self.vm = VirtualMicrophone(mics=(MIC,), speaker=False, keepalive_latency_ms=self.latency_ms,
                                     server=server)
         self.reference: Reference | None = None
@@ -66,7 +70,7 @@ class BenchMicrophone:
         try:
             self._start_tone()
             if self._with_reference:
-                self.reference = Reference(self.env, MIC.name, MIC.rate, self.latency_ms).__enter__()
+                self.reference = Reference(self.env, MIC.name, MIC.rate, self._reference_ms).__enter__()
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -78,12 +82,7 @@ class BenchMicrophone:
             self.reference.__exit__(None, None, None)
         self._stop.set()
         if self._player is not None:
-            self._player.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._player.wait(timeout=5)
-            if self._player.poll() is None:
-                self._player.kill()
-                self._player.wait(timeout=5)
+            end_process(self._player)
         if self._feeder is not None:
             self._feeder.join(timeout=5)
         self.vm.stop()

@@ -13,8 +13,9 @@ to the sample. The time its last sample was sent, minus the stop's (or the kill'
 take's tail (or, negated, its kill loss).
 
 In the keep-alive condition the reference asks for 20 ms packets and is itself the client that
-keeps the source at that pace; in the "alone" condition it asks for 2 s, as large as the server
-allows, so that the recorder under test is the one that sets the source's pace.
+keeps the source at that pace; in the "alone" condition it asks for 2 s on PulseAudio, as large
+as the server allows, and 100 ms on PipeWire, above the graph's largest quantum, so that the
+recorder under test is the one that sets the source's pace.
 """
 
 from __future__ import annotations
@@ -83,12 +84,7 @@ class Reference:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=5)
-            if self._proc.poll() is None:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
+            end_process(self._proc)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -100,17 +96,20 @@ class Reference:
                 data = os.read(fd, _READ_BYTES)
             except OSError:
                 return
-            now = time.monotonic()
             if not data:
                 return
-            data, self._pending = self._pending + data, b""
-            if len(data) % 2:
-                data, self._pending = data[:-1], data[-1:]
-            with self._lock:
-                self._chunks.append(data)
-                self._frames += len(data) // 2
-                self._reads.append((now, self._frames))
-                self._trim(now)
+            self.add(data, time.monotonic())
+
+    def add(self, data: bytes, at: float) -> None:
+        """Note ``data`` (s16le mono) read at monotonic time ``at``."""
+        data, self._pending = self._pending + data, b""
+        if len(data) % 2:
+            data, self._pending = data[:-1], data[-1:]
+        with self._lock:
+            self._chunks.append(data)
+            self._frames += len(data) // 2
+            self._reads.append((at, self._frames))
+            self._trim(at)
 
     def _trim(self, now: float) -> None:
         while self._reads and self._reads[0][0] < now - _KEEP_S:
@@ -166,6 +165,16 @@ class Reference:
             return None
         last_frame = start + lo + offset + piece_len - 1
         return Placed(origin + (last_frame + 1) / self.rate, ratio)
+
+
+def end_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """Terminate ``proc`` (one the harness started), killing it if it does not exit in time."""
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 def locate(piece: npt.NDArray[np.float64], haystack: npt.NDArray[np.float64], rate: int) -> tuple[int, float]:
