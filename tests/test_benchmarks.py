@@ -211,7 +211,8 @@ def test_one_live_row_and_the_report(tmp_path: Path, server: str, condition: str
     assert row["wakeups_steady"] > 0 and row["threads"]
     if condition == "keepalive":
         killed = row["killed"]
-        assert killed["ffmpeg_ok"] and isinstance(killed["loss_s"], float) and 0 <= killed["loss_s"] < 3.1
+        assert killed["ffmpeg_ok"] and isinstance(killed["loss_s"], float)
+        assert 0 <= killed["loss_s"] < killed["killed_after_s"] + 0.1
     else:
         assert "killed" not in row
     if server == "pipewire":  # what the graph did while micrec recorded

@@ -10,7 +10,7 @@ measures micrec's offline throughput and import time, and writes ``docs/benchmar
 ``docs/benchmarks-cpu.png`` and ``docs/benchmarks-results.json``::
 
     .venv/bin/python -m benchmarks                # the default run (under 10 minutes)
-    .venv/bin/python -m benchmarks --targets      # every target row on both servers, both conditions (~17 min)
+    .venv/bin/python -m benchmarks --targets      # every target row and the watched API take (~20 min)
     .venv/bin/python -m benchmarks --full         # every tool and mode, 2 takes each, 16 kHz mono too (~75 min)
     .venv/bin/python -m benchmarks --quick        # 1 take of 3 s, PulseAudio only, to a temp dir
 """
@@ -37,7 +37,7 @@ from .mic import BenchMicrophone
 from .offline import times_real_time, tone
 from .pipewire import GraphObserver
 from .reference import Reference
-from .take import Observer, Take, killed_take, record_take
+from .take import Observer, Take, killed_take, record_take, stop_phase
 from .tools import AAC, ENCODERS, TARGET_TOOLS, TOOLS, WAV, Config, Tool, micrec_unsupported
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -49,7 +49,7 @@ _IMPORT_RUNS = 7
 #: For :func:`estimate_s`, measured on the 2-core machine: a take's start, stop, decoding and
 #: placing beyond its length; a kill take (3 s and the same); a server's start and stop; the
 #: offline part and import times at the default length.
-_TAKE_OVERHEAD_S = 1.5
+_TAKE_OVERHEAD_S = 2.0
 _KILL_TAKE_S = 5.0
 _STAGE_S = 6.0
 _OFFLINE_S = 40.0
@@ -61,7 +61,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="1 run of 3 s takes, PulseAudio with the keep-alive only, no kill runs, short offline")
     parser.add_argument("--targets", action="store_true",
-                        help="every encoder of the target rows in both conditions on both servers (~20 minutes)")
+                        help="every encoder of the target rows and of the watched API take, in both conditions "
+                             "on both servers (~20 minutes)")
     parser.add_argument("--full", action="store_true",
                         help="every tool and mode, 2 takes per row, 16 kHz mono rows, 60 s offline (~75 minutes)")
     parser.add_argument("--runs", type=int, help="takes per row (default 1; --full 2)")
@@ -69,7 +70,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--servers", help="comma-separated subset of pulseaudio,pipewire (default both)")
     parser.add_argument("--conditions", help="comma-separated subset of keepalive,alone (default both)")
     parser.add_argument("--tools", help=f"comma-separated subset of {','.join(t.key for t in TOOLS)} "
-                                        f"(default {','.join(TARGET_TOOLS)}; --full all)")
+                                        f"(default {','.join(TARGET_TOOLS)}; --targets adds micrec-levels; --full all)")
     parser.add_argument("--encoders", help=f"comma-separated subset of {','.join(ENCODERS)} (default all; "
                                            "the default run does all on PulseAudio with the keep-alive, WAV and "
                                            "AAC-LC alone, WAV on PipeWire, and kills WAV takes only)")
@@ -95,8 +96,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.servers = args.servers.split(",") if args.servers else ["pulseaudio"] if args.quick else list(SERVERS)
     args.conditions = (args.conditions.split(",") if args.conditions
                        else ["keepalive"] if args.quick else list(CONDITIONS))
-    args.tools = (args.tools.split(",") if args.tools
-                  else [t.key for t in TOOLS] if args.full else list(TARGET_TOOLS))
+    args.tools = (args.tools.split(",") if args.tools else [t.key for t in TOOLS] if args.full
+                  else [*TARGET_TOOLS, "micrec-levels"] if args.targets else list(TARGET_TOOLS))
     args.encoders = args.encoders.split(",") if args.encoders else list(ENCODERS)
     return args
 
@@ -144,8 +145,9 @@ def run_row(tool: Tool, encoder: str, cfg: Config, args: argparse.Namespace, wor
     if reason is not None:
         return {**row, "skipped": reason}
     stem = f"{stage.server}-{stage.condition}-{tool.key}-{encoder}-{cfg.rate}x{cfg.channels}"
-    takes: list[Take] = [record_take(tool, encoder, cfg, workdir, env, args.seconds, f"{stem}-{n}",
-                                     stage.observer, stage.reference) for n in range(args.runs)]
+    names = [f"{stem}-{n}" for n in range(args.runs)]
+    takes: list[Take] = [record_take(tool, encoder, cfg, workdir, env, args.seconds + stop_phase(name), name,
+                                     stage.observer, stage.reference) for name in names]
     row.update(median_take([t.to_dict() for t in takes]), runs=len(takes),
                cpu_steady_all=[t.cpu_steady for t in takes], tail_ms_all=[t.tail_ms for t in takes])
     if kill:

@@ -48,12 +48,15 @@ _METHOD = """\
   default source.
 - **Conditions**: *keep-alive*: other clients keep the source at {ka} ms packets (PulseAudio: a
   silent stream on the feed; both servers: the reference capture below), as when a browser or a
-  call also listens; *alone*: every other client (feed, keep-alive, reference) asks for 2 s, so
-  the recorder under test sets the source's pace, as on a desktop where it alone records.
+  call also listens; *alone*: every other client (feed, keep-alive, reference) asks for 2 s (the
+  reference on PipeWire 100 ms, above the graph's largest quantum of 42.7 ms), so the recorder
+  under test sets the source's pace, as on a desktop where it alone records.
 - **CPU s/s**: CPU seconds per recorded second of the tool's whole process tree. *steady*: the
   sum of every thread's `/proc/<pid>/task/<tid>/schedstat` run time (ns) over a window that opens
-  1 s after the first audio reached the file and closes at the stop request (about 8.5 s of a
-  10 s take). *wake-ups/s*: the sum of the same threads' times scheduled in (schedstat's third
+  1 s after the first audio reached the file and closes at the stop request (about 9 s of a
+  take). A take lasts 10 s plus a phase in [0, 1) s drawn for it (the same in every run), so
+  that stops fall anywhere within a recorder's blocks, not always at a whole second.
+  *wake-ups/s*: the sum of the same threads' times scheduled in (schedstat's third
   field) over the window. *all*: the `wait4()` rusage of every process (start-up, stop and
   finalization included) over the take; for the API it is the driver's own `process_time()` from
   just before `start_recording()` to after `stop_recording()` (the driver's interpreter start and
@@ -79,9 +82,9 @@ _METHOD = """\
   in the recorder's own packets, and a stop that does not ask the server for what it holds shows
   up as the audio between the last packet and the stop.
 - **kill loss** (s): a separate take (in the keep-alive condition), SIGKILL to the whole group 3 s
-  after the start; the kill time minus the time the server sent the last sample ffmpeg reads from
-  the file, found as for the tail. *(n s)*: the seconds ffmpeg decodes; *sf*: whether libsndfile
-  reads it; ✗: ffmpeg fails.
+  and a phase in [0, 1) s after the start; the kill time minus the time the server sent the last
+  sample ffmpeg reads from the file, found as for the tail. *(n s)*: the seconds ffmpeg decodes;
+  *sf*: whether libsndfile reads it; ✗: ffmpeg fails.
 - **RSS**: peak resident set (`VmHWM`) summed over the tree's processes (both sides of a pipe).
   The page cache is dropped before the run where the harness may (root): freshly written
   libraries (a new install) are cached in large folios that inflate every mapping's RSS, by
@@ -134,7 +137,7 @@ def _killed(row: dict[str, Any]) -> str:
 
 def _live_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| tool | encoder | CPU s/s steady | wake-ups/s | CPU s/s all | peak RSS MB | first sample ms | "
-             "first audio ms | stop ms | tail ms | kill -9 @3 s | file | ffmpeg | libsndfile | dur. err ms | "
+             "first audio ms | stop ms | tail ms | kill -9 @3-4 s | file | ffmpeg | libsndfile | dur. err ms | "
              "dropouts |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|"]
     for r in rows:

@@ -8,6 +8,7 @@ the API driver's own timestamps, the harness's and the reference capture's line 
 from __future__ import annotations
 
 import json
+import random
 import select
 import signal
 import time
@@ -29,6 +30,8 @@ _SLOW_POLL_S = 0.05
 _EXIT_TIMEOUT_S = 20.0
 _API_TIMEOUT_S = 30.0
 KILL_AFTER_S = 3.0
+#: Takes and kills last up to this much longer, drawn per take (see :func:`stop_phase`).
+PHASE_S = 1.0
 
 
 @dataclass
@@ -76,11 +79,12 @@ class Observer(Protocol):
 
 @dataclass
 class Killed:
-    """A take ended by SIGKILL after :data:`KILL_AFTER_S` seconds."""
+    """A take ended by SIGKILL :data:`KILL_AFTER_S` seconds (and a phase) after its start."""
 
     ffmpeg_ok: bool
     sndfile_ok: bool | None
     seconds: float
+    killed_after_s: float
     #: The kill -> the last fed audio ffmpeg reads from the file, s (None: not found).
     loss_s: float | None = None
 
@@ -204,17 +208,29 @@ def _stop(run: _Running) -> tuple[float, float, float | None, bool, float | None
             float(stopped["cpu_s"]))
 
 
+def stop_phase(name: str) -> float:
+    """Seconds in [0, :data:`PHASE_S`) to add to a take called ``name``, the same in every run.
+
+    A recorder that writes in blocks keeps more or less of a take depending on where in a block
+    it is stopped or killed; a take of a whole number of seconds would fall at the same point of
+    a 1 s block every time. Each take gets its own point, so that the runs sample them all.
+    """
+    return random.Random(name).random() * PHASE_S
+
+
 def killed_take(tool: Tool, encoder: str, cfg: Config, workdir: Path, env: dict[str, str],
                 name: str, reference: Reference | None = None) -> Killed:
-    """Record, SIGKILL the whole tool after :data:`KILL_AFTER_S`, and see what the file holds."""
+    """Record, SIGKILL the whole tool :data:`KILL_AFTER_S` and a phase after its start, and see
+    what the file holds."""
     run = _Running(tool, encoder, cfg, workdir, env, name)
-    _sleep_until(run.started + KILL_AFTER_S)
+    after = KILL_AFTER_S + stop_phase(name)
+    _sleep_until(run.started + after)
     killed_at = run.tree.send(signal.SIGKILL)
     run.tree.reap(_EXIT_TIMEOUT_S)
     run.tree.close_pipes()
     check = inspect(run.out)
     last = _last_audio_after(run.out, killed_at, reference)
-    return Killed(check.ffmpeg_ok, check.sndfile_ok, check.seconds, None if last is None else -last)
+    return Killed(check.ffmpeg_ok, check.sndfile_ok, check.seconds, after, None if last is None else -last)
 
 
 def _last_audio_after(path: Path, moment: float, reference: Reference | None) -> float | None:
