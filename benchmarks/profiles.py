@@ -92,17 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--keepalive-ms", type=int)
     parser.add_argument("--server", choices=("pulseaudio", "pipewire"), default="pulseaudio")
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--alone", action="store_true",
+                        help="no other client on the microphone sets its pace (see benchmarks.peers.mic)")
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=2, help="runs per variant, interleaved (median)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     results: dict[str, list[dict[str, tuple[float, float]]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp, BenchMicrophone(args.keepalive_ms, args.server, reference=False) as mic:
+    microphone = BenchMicrophone(args.keepalive_ms, args.server, alone=args.alone, reference=False)
+    with tempfile.TemporaryDirectory() as tmp, microphone as mic:
         for _ in range(args.repeat):
             for variant in args.variants:
                 out = Path(tmp) / variant.replace(":", "-")
                 results[variant].append(measure(command(variant, out), mic.env, 2.0, args.seconds))
-    keepalive = f", keep-alive {args.keepalive_ms or 20} ms" if args.server == "pulseaudio" else ""
+    keepalive = "" if args.server == "pipewire" else f", keep-alive {args.keepalive_ms or 20} ms"
+    keepalive = ", alone" if args.alone else keepalive
     print(f"{args.server}{keepalive}; median of {args.repeat} runs of {args.seconds:g} s")
     for variant, runs in results.items():
         total = statistics.median(sum(c for c, _ in run.values()) for run in runs)
