@@ -29,8 +29,8 @@ __all__ = ["BLOCK_MS", "DEVICE_ID", "LimitError", "PushLimits", "PushedBackend",
 DEVICE_ID = "browser"
 #: Block length handed to the pipeline. Longer than a local device's 20 ms because every block
 #: wakes the take's worker thread: with many takes in one process, 50 ms blocks cost about 40 %
-#: less server CPU than 20 ms ones (benchmarks/web_load.py), for a level meter that is no
-#: slower than the page's 10 updates a second.
+#: less server CPU than 20 ms ones (``python -m benchmarks web-load``), for a level meter that
+#: is no slower than the page's 10 updates a second.
 BLOCK_MS = 50
 
 #: What a limit breach raises: ``error(message, value=..., name=...)``.
