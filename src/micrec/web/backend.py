@@ -18,6 +18,7 @@ from ..errors import DeviceNotFoundError
 from ..types import InputDevice
 from .errors import LimitExceededError
 from .protocol import Limits
+from .resume import FloodPacer
 
 if TYPE_CHECKING:
     from ..backends.base import BlockSink, StreamSpec
@@ -83,6 +84,9 @@ class SocketStream:
         Sample frames received, paused ones included.
     recorded_frames : int
         Sample frames handed to the recorder (received while not paused).
+    pacer : FloodPacer
+        The flood rule (``limits.burst_seconds``); its clock runs from :meth:`start` while
+        audio is due (the handler stops it while paused or disconnected).
     """
 
     def __init__(self, backend: SocketBackend, sink: BlockSink) -> None:
@@ -90,19 +94,18 @@ class SocketStream:
         self.channels = backend.channels
         self._sink = sink
         self._limits = backend.limits
-        self._clock = backend.clock
+        self.pacer = FloodPacer(self.rate, self._limits.burst_seconds, backend.clock)
         self._block_bytes = max(1, self.rate * backend.block_ms // 1000) * 2 * self.channels
         self._max_frames = int(self._limits.max_take_seconds * self.rate)
         self._pending = bytearray()
         self._lock = threading.Lock()
-        self._started_at: float | None = None
         self._closed = False
         self.paused = False
         self.received_frames = 0
         self.recorded_frames = 0
 
     def start(self) -> None:
-        self._started_at = self._clock()
+        self.pacer.start()
 
     def close(self) -> None:
         with self._lock:
@@ -124,7 +127,7 @@ class SocketStream:
             reached ``limits.max_take_seconds`` (what fits is recorded first).
         """
         self.received_frames += frames
-        self._check_pace()
+        self.pacer.check(self.received_frames)
         if self.paused:
             return
         room = self._max_frames - self.recorded_frames
@@ -169,13 +172,3 @@ class SocketStream:
         # A bytearray copy keeps the block writable for the pipeline's in-place stages.
         return np.frombuffer(bytearray(data), dtype="<i2").astype(np.int16, copy=False).reshape(
             -1, self.channels)
-
-    def _check_pace(self) -> None:
-        if self._started_at is None:
-            return
-        ahead = self.received_frames / self.rate - (self._clock() - self._started_at)
-        if ahead > self._limits.burst_seconds:
-            raise LimitExceededError(
-                f"client sends audio {ahead:.1f} s ahead of real time (limit "
-                f"{self._limits.burst_seconds:g} s): a capture is paced by its clock",
-                value=round(ahead, 1), name="rate")
