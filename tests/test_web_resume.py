@@ -247,3 +247,43 @@ def test_a_reconnect_with_a_forged_ticket_is_refused(tmp_path: Path) -> None:
         assert answer["type"] == "error" and "ticket is invalid" in answer["message"]
         assert client.finish().code == 1007
         assert list(tmp_path.iterdir()) == []
+
+
+def test_drop_limit_reaches_every_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from micrec.cli import main
+    from micrec.web.app import app_from_env
+    from micrec.web.cli import _environment
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--drop-limit", "soon"])
+    assert "'soon' is not a number of seconds" in capsys.readouterr().err
+    args = argparse.Namespace(host="127.0.0.1", allow_host=[], allow_origin=[], dir=str(tmp_path), encoder="wav",
+                              rate=48000, channels=1, drop_limit=7.5)
+    for key, value in _environment(args).items():
+        monkeypatch.setenv(key, value)
+    assert app_from_env().state.micrec.config.limits.drop_seconds == 7.5
+
+
+def test_a_stop_signal_saves_a_take_that_waits_for_its_browser(tmp_path: Path) -> None:
+    """``micrec serve`` (drop limit 60 s) stopped while a take has no connection: saved at once."""
+    import signal
+
+    from test_web_shutdown import recording, start_serve
+
+    proc, server = start_serve(tmp_path)
+    try:
+        client = recording(server, "wav", 440.0)
+        client.drop()
+        time.sleep(0.5)  # the server notices the drop and waits for the browser
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=WAIT)  # well before the drop limit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in output and "saving 1 open take(s)" in output
+    (path,) = tmp_path.iterdir()
+    assert len(ffmpeg_decode(path)) == RATE

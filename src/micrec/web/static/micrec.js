@@ -52,6 +52,7 @@ export class MicrecRecorder extends EventTarget {
     const o = this.options;
     this.sentFrames = 0;
     this.reconnects = 0;
+    this.kept = [];  // with the option keep_frames: a copy of every frame captured (tests, debugging)
     this.summary = null;
     this.take = this.ticket = null;
     this.acked = 0;
@@ -252,6 +253,7 @@ export class MicrecRecorder extends EventTarget {
     if (!this._capturing) return;
     const frames = buffer.byteLength / (2 * channels);
     this._buffer.push({ start: this.sentFrames, data: buffer });
+    if (this.options.keep_frames) this.kept.push(new Int16Array(buffer.slice(0)));
     this.sentFrames += frames;
     if (this._live) this._send(buffer);
     // What went into the take (nothing while paused), for pictures and meters of the page's own.
