@@ -254,6 +254,26 @@ def test_a_take_cut_mid_way_resumes_as_one_continuous_file(browser: Any, feed: n
         assert_continuous(track_feed(ffmpeg_decode(tmp_path / name, rate=RATE)[:, 0], feed), len(audio) / page_rate)
 
 
+def test_stop_while_reconnecting_sends_the_rest_first(browser: Any, tmp_path: Path) -> None:
+    with live_server(tmp_path, limits=Limits(drop_seconds=WAIT)) as server, \
+            CuttingProxy(server.port) as proxy, open_page(browser, proxy.origin) as page:
+        start_take(page)
+        wait_recorded(page, 1000)
+        proxy.cut()
+        wait_state(page, "reconnecting")
+        page.wait_for_timeout(1000)  # captured while the connection is down
+        page.click("#stop")
+        stopped_at = captured(page)
+        page.wait_for_timeout(300)
+        assert captured(page) == stopped_at, "the page kept capturing after Stop"
+        proxy.restore()
+        wait_for(page, "window.micrecPage.last !== null")
+        summary = page.evaluate("window.micrecPage.last")
+        assert summary["error"] is None and summary["frames"] == stopped_at
+        wait_state(page, "stopped")
+        assert np.array_equal(ffmpeg_decode(tmp_path / summary["take"])[:, 0], page_audio(page))
+
+
 def test_a_take_whose_page_never_returns_is_saved_after_the_drop_limit(browser: Any, feed: npt.NDArray[np.int16],
                                                                       tmp_path: Path) -> None:
     with live_server(tmp_path, limits=Limits(drop_seconds=1.0)) as server, \

@@ -297,7 +297,7 @@ class _Server:
         reason = self.tokens.check(websocket.query_params.get("token"))
         if reason is not None:
             return CLOSE_POLICY, reason
-        waiting, limit = len(self.connections) - self.recording, self.config.limits.max_pending
+        waiting, limit = sum(1 for take in self.connections if take.pending), self.config.limits.max_pending
         if waiting >= limit:
             return CLOSE_TRY_LATER, (f"server busy: {waiting} connections waiting to start (limit {limit}); "
                                      "try again later")

@@ -135,7 +135,13 @@ class TakeConnection:
         self._released: asyncio.Event | None = None  # set when this take lets go of a lent socket
         self._dropped: ClientGoneError | None = None  # the server counts the connection as gone
         self._ending = False
+        self._lent = False  # this connection's socket serves a take it reconnected to
         self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Connected but not recording: no ``start`` yet, nor lent to a take it reconnected to."""
+        return not self.admitted and not self._lent
 
     @property
     def name(self) -> str:
@@ -325,7 +331,7 @@ class TakeConnection:
             self._continues = ticket
             self._reconnect = request
             return False
-        self._connected = False  # the socket is the take's now; this connection only waits
+        self._connected, self._lent = False, True  # the socket is the take's now; this connection only waits
         await released.wait()
         return True
 

@@ -162,7 +162,6 @@ export class MicrecRecorder extends EventTarget {
   _reconnect(code) {
     if (this.state !== "reconnecting") {
       this._downSince = Date.now();
-      this._wasPaused = this.state === "paused";
       this._delay = FIRST_RETRY_MS;
       this._setState("reconnecting", `connection lost (${code}); reconnecting`);
     }
