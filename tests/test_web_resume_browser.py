@@ -274,6 +274,26 @@ def test_stop_while_reconnecting_sends_the_rest_first(browser: Any, tmp_path: Pa
         assert np.array_equal(ffmpeg_decode(tmp_path / summary["take"])[:, 0], page_audio(page))
 
 
+def test_a_paused_take_stays_paused_across_a_drop(browser: Any, tmp_path: Path) -> None:
+    with live_server(tmp_path, limits=Limits(drop_seconds=WAIT)) as server, \
+            CuttingProxy(server.port) as proxy, open_page(browser, proxy.origin) as page:
+        start_take(page)
+        wait_recorded(page, 1000)
+        page.click("#pause")
+        wait_state(page, "paused")
+        paused_at = captured(page)
+        proxy.cut()
+        wait_state(page, "reconnecting")
+        proxy.restore()
+        wait_state(page, "paused")  # back, and still paused on both sides
+        assert captured(page) == paused_at
+        page.click("#resume")
+        summary = record_and_stop(page, 1000)
+        assert summary["error"] is None and summary["frames"] == captured(page)
+        assert [e.data for e in server.events] == ["recording", "paused", "recording", "stopped"]  # one take
+        assert np.array_equal(ffmpeg_decode(tmp_path / summary["take"])[:, 0], page_audio(page))
+
+
 def test_a_take_whose_page_never_returns_is_saved_after_the_drop_limit(browser: Any, feed: npt.NDArray[np.int16],
                                                                       tmp_path: Path) -> None:
     with live_server(tmp_path, limits=Limits(drop_seconds=1.0)) as server, \
