@@ -23,7 +23,7 @@ from ..types import InputDevice
 if TYPE_CHECKING:
     from .base import BlockSink, StreamSpec
 
-__all__ = ["BLOCK_MS", "DEVICE_ID", "LimitError", "PushLimits", "PushedBackend", "PushedStream"]
+__all__ = ["BLOCK_MS", "DEVICE_ID", "FloodPacer", "LimitError", "PushLimits", "PushedBackend", "PushedStream"]
 
 #: The only device a pushed backend has (by default).
 DEVICE_ID = "browser"
@@ -51,6 +51,105 @@ class PushLimits:
 
     max_take_seconds: float = 3600.0
     burst_seconds: float = 3.0
+
+
+class FloodPacer:
+    """The flood rule: a client may be at most ``burst_seconds`` ahead of the audio due.
+
+    Audio is *due* while the take records with a connection: the clock stops while the take is
+    paused or its connection is down. A client that reconnects owes its *backlog* (what it
+    captured while the server was not receiving); :meth:`grant` allows exactly that many frames
+    past the limit, no more. The client says how large its backlog is; :meth:`bounded_backlog`
+    caps the claim at what real time allowed it to capture.
+
+    Parameters
+    ----------
+    rate : int
+        Sample frames per second the client sends.
+    burst_seconds : float
+        How far ahead of the audio due a client may get (network bunching).
+    clock : callable
+        Monotonic seconds.
+    limit_error : callable
+        What a flood raises (the front end's own error; default :class:`micrec.DeviceError`).
+    """
+
+    def __init__(self, rate: int, burst_seconds: float, clock: Callable[[], float] = time.monotonic,
+                 limit_error: LimitError = DeviceError) -> None:
+        self.rate = rate
+        self.burst_seconds = burst_seconds
+        self._clock = clock
+        self._limit_error = limit_error
+        self._due = 0.0
+        self._since: float | None = None
+        self._stopped_at: float | None = None
+        self._started = False
+        self.allowance = 0
+
+    @property
+    def running(self) -> bool:
+        return self._since is not None
+
+    def start(self) -> None:
+        """Audio is due from now (recording with a connection)."""
+        if self._since is None:
+            self._since = self._clock()
+            self._started = True
+
+    def stop(self) -> None:
+        """No audio is due from now (paused, or the connection is down)."""
+        if self._since is not None:
+            now = self._clock()
+            self._due += now - self._since
+            self._since = None
+            self._stopped_at = now
+
+    def due_seconds(self) -> float:
+        """Seconds of audio due so far."""
+        return self._due + (0.0 if self._since is None else self._clock() - self._since)
+
+    def ahead_seconds(self, received: int) -> float:
+        """How far ``received`` frames, less the granted backlog, are ahead of the audio due."""
+        return (received - self.allowance - round(self.due_seconds() * self.rate)) / self.rate
+
+    def check(self, received: int) -> None:
+        """Raise when ``received`` frames (the take's total) are a flood.
+
+        Raises
+        ------
+        Exception
+            The ``limit_error``: more than ``burst_seconds`` ahead of the audio due plus the granted backlog.
+        """
+        if not self._started:  # before the take started, nothing is due and nothing was sent
+            return
+        ahead = self.ahead_seconds(received)
+        if ahead > self.burst_seconds:
+            raise self._limit_error(
+                f"client sends audio {ahead:.1f} s ahead of real time (limit {self.burst_seconds:g} s): "
+                "a capture is paced by its clock", value=round(ahead, 1), name="rate")
+
+    def bounded_backlog(self, received: int, sent: int, away_seconds: float) -> int:
+        """The backlog a client may claim: ``sent - received``, capped by real time.
+
+        ``away_seconds`` is how long no audio was due (the connection was down). The client
+        cannot have captured more than that, plus what it was behind when it went.
+        """
+        behind = max(0.0, self.due_seconds() - (received - self.allowance) / self.rate)
+        cap = int((away_seconds + behind + self.burst_seconds) * self.rate)
+        return max(0, min(sent - received, cap))
+
+    def grant(self, received: int, backlog: int) -> None:
+        """Let a reconnecting client that owes ``backlog`` frames send them past the limit.
+
+        From now on the client may send the backlog plus ``burst_seconds`` at once (it holds
+        ``received`` frames already), and then what real time adds: exactly the backlog more
+        than the rule allows a client that never dropped.
+        """
+        self.allowance = received + max(0, backlog) - round(self.due_seconds() * self.rate)
+
+    def away_seconds(self) -> float:
+        """Seconds since the clock last stopped (0 while it runs)."""
+        return 0.0 if self._stopped_at is None or self._since is not None else self._clock() - self._stopped_at
 
 
 class PushedBackend:
@@ -114,6 +213,9 @@ class PushedStream:
         Sample frames received, paused ones included.
     recorded_frames : int
         Sample frames handed to the recorder (received while not paused).
+    pacer : FloodPacer
+        The flood rule (``limits.burst_seconds``); its clock runs from :meth:`start` while
+        audio is due (a front end that knows when none is, paused or disconnected, stops it).
     """
 
     def __init__(self, backend: PushedBackend, sink: BlockSink) -> None:
@@ -121,20 +223,19 @@ class PushedStream:
         self.channels = backend.channels
         self._sink = sink
         self._limits = backend.limits
-        self._clock = backend.clock
         self._limit_error = backend.limit_error
         self._block_bytes = max(1, self.rate * backend.block_ms // 1000) * 2 * self.channels
         self._max_frames = int(self._limits.max_take_seconds * self.rate)
+        self.pacer = FloodPacer(self.rate, self._limits.burst_seconds, backend.clock, backend.limit_error)
         self._pending = bytearray()
         self._lock = threading.Lock()
-        self._started_at: float | None = None
         self._closed = False
         self.paused = False
         self.received_frames = 0
         self.recorded_frames = 0
 
     def start(self) -> None:
-        self._started_at = self._clock()
+        self.pacer.start()
 
     def close(self) -> None:
         with self._lock:
@@ -157,7 +258,7 @@ class PushedStream:
             reached ``limits.max_take_seconds`` (what fits is recorded first).
         """
         self.received_frames += frames
-        self._check_pace()
+        self.pacer.check(self.received_frames)
         if self.paused:
             return
         room = self._max_frames - self.recorded_frames
@@ -202,13 +303,3 @@ class PushedStream:
         # A bytearray copy keeps the block writable for the pipeline's in-place stages.
         return np.frombuffer(bytearray(data), dtype="<i2").astype(np.int16, copy=False).reshape(
             -1, self.channels)
-
-    def _check_pace(self) -> None:
-        if self._started_at is None:
-            return
-        ahead = self.received_frames / self.rate - (self._clock() - self._started_at)
-        if ahead > self._limits.burst_seconds:
-            raise self._limit_error(
-                f"client sends audio {ahead:.1f} s ahead of real time (limit "
-                f"{self._limits.burst_seconds:g} s): a capture is paced by its clock",
-                value=round(ahead, 1), name="rate")
