@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Packaging and Python matrix, run by scripts/test.sh after the main suite:
 #  1. build the sdist and the wheel (python -m build) and check them (twine check --strict);
-#  2. on Python 3.11, 3.12 and 3.13 (pyenv's), in parallel: a fresh virtualenv with the *wheel*
+#  2. micrec's dependencies, every extra included, resolve to wheels on win_amd64, macOS arm64 and
+#     x86_64 and Linux x86_64 for Python 3.11-3.13 (scripts/check_wheels.py);
+#  3. on Python 3.11, 3.12 and 3.13 (pyenv's), in parallel: a fresh virtualenv with the *wheel*
 #     installed (micrec[all]), and the unit tests plus the real-stack smoke (one take per encoder,
 #     decoded) run from a copy of tests/ outside the source tree, so they test the installed copy
 #     (a package-data file missing from the wheel fails here).
@@ -60,6 +62,9 @@ print('Python', sys.version.split()[0], 'micrec', micrec.__version__, 'from', mi
      "${unit_tests[@]/#/tests/}")
   echo "tests: $((SECONDS - t0)) s"
 }
+
+echo "== wheels: micrec's dependencies (every extra) on Windows, macOS (arm64, x86_64) and Linux, Python 3.11-3.13"
+timeout 1800 .venv/bin/python scripts/check_wheels.py 2>&1 | grep -v "^WARNING: Location"
 
 echo "== Python ${pythons[*]}: the wheel in fresh virtualenvs, unit tests + smoke (in parallel)"
 declare -A pids

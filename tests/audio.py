@@ -192,6 +192,62 @@ def _run_at(rec: npt.NDArray[np.int16], ref: npt.NDArray[np.int16], p: int, wind
     return 0, 0
 
 
+@dataclass
+class FeedTrack:
+    """Where each window of a recording lies in a known (not bit-exact) feed: see :func:`track_feed`."""
+
+    window: int
+    positions: list[int]  # position in the feed of each window that matched
+    scores: list[float]  # normalized correlation of each window with the feed there (1.0: the same)
+    skipped: int  # leading windows that matched nothing (before the feed reached the recording)
+
+    def steps(self) -> npt.NDArray[np.int64]:
+        """Feed samples skipped (+) or repeated (-) between consecutive windows: 0 for continuous audio."""
+        return np.diff(np.asarray(self.positions, dtype=np.int64)) - self.window
+
+
+def _best_match(haystack: npt.NDArray[np.float64], chunk: npt.NDArray[np.float64]) -> tuple[int, float]:
+    n = 1 << int(np.ceil(np.log2(len(haystack) + len(chunk))))
+    corr = np.fft.irfft(np.fft.rfft(haystack, n) * np.conj(np.fft.rfft(chunk, n)), n)[: len(haystack) - len(chunk) + 1]
+    cumulative = np.concatenate([[0.0], np.cumsum(haystack * haystack)])
+    energy = cumulative[len(chunk):] - cumulative[: len(haystack) - len(chunk) + 1]
+    score = corr / np.sqrt(np.maximum(energy, 1e-9) * max(float(chunk @ chunk), 1e-9))
+    best = int(np.argmax(score))
+    return best, float(score[best])
+
+
+def track_feed(recording: npt.ArrayLike, feed: npt.ArrayLike, window: int = 4800, search: int = 24000,
+               min_score: float = 0.8) -> FeedTrack:
+    """Follow a recording of ``feed`` window by window (normalized cross-correlation).
+
+    For a feed that reached the recorder through a resampler or a browser (not bit-exact): a
+    gap shows as a positive :meth:`FeedTrack.steps`, a repeat as a negative one. Each window is
+    first looked for near where the previous one ended (``search`` samples either side), then in
+    the whole feed. Leading windows that match nothing are counted as ``skipped``; after the first
+    match, a window that matches nothing gets the position of its best guess and a low score.
+    """
+    rec = np.asarray(recording, dtype=np.float64).ravel()
+    ref = np.asarray(feed, dtype=np.float64).ravel()
+    positions: list[int] = []
+    scores: list[float] = []
+    skipped = 0
+    for start in range(0, len(rec) - window + 1, window):
+        chunk = rec[start:start + window]
+        found, score = -1, 0.0
+        if positions:
+            lo = max(0, positions[-1] + window - search)
+            offset, score = _best_match(ref[lo:lo + window + 2 * search], chunk)
+            found = lo + offset
+        if score < min_score:
+            found, score = _best_match(ref, chunk)
+        if not positions and score < min_score:
+            skipped += 1
+            continue
+        positions.append(found)
+        scores.append(score)
+    return FeedTrack(window, positions, scores, skipped)
+
+
 class MicReader:
     """A parec reading ``mic`` at 20 ms in its own process; every wait has a deadline (select())."""
 

@@ -240,10 +240,9 @@ def test_flet_0_27_app_runs_unchanged(vmic: VirtualMicrophone, in_tmp: Path) -> 
                                              "State: recording", "State: stopped"]
     # get_input_devices() returned 0.27's {id: label} dict
     assert "'vmic_a': 'Virtual mic A'" in app.client.strings("Input Devices: ")[-1]
-    # page.overlay.append(audio_rec) sent the client an invisible placeholder, nothing else
-    placeholders = [v for v in _dicts(app.client.messages) if v.get("_c") == "MicrecAudioRecorder"]
-    assert placeholders and all(p["visible"] is False and set(p) == {"_c", "_i", "visible"}
-                                for p in placeholders)
+    # the client was sent flet-audio-recorder's control type (its Dart service), and no micrec type
+    assert [v for v in _dicts(app.client.messages) if v.get("_c") == "AudioRecorder"]
+    assert not [v for v in _dicts(app.client.messages) if "Micrec" in str(v.get("_c"))]
     # property-style settings took effect: 48 kHz mono WAV, the microphone's samples bit for bit
     path = in_tmp / flet_example_app.OUTPUT_PATH
     probe = ffprobe(path)
@@ -261,25 +260,22 @@ def _dicts(value: Any) -> Iterator[dict[Any, Any]]:
             yield from _dicts(item)
 
 
-def test_recorder_in_page_services_or_overlay_is_harmless() -> None:
-    async def scenario() -> tuple[App, list[Any]]:
+def test_recorder_is_a_flet_service_of_flet_audio_recorders_type() -> None:
+    async def scenario() -> tuple[App, far.AudioRecorder, list[Any]]:
         app = App(lambda page: page.add(ft.Text("hello")))
-        rec = far.AudioRecorder()
-        app.page.services.append(rec)  # flet 1.0 sends nothing for this list
-        app.page.update()
         start = len(app.client.messages)
-        app.page.overlay.append(rec)  # 0.27 style: an invisible placeholder goes to the client
-        app.page.update()
+        ft.context.page  # noqa: B018 - the app's page is the current one, as in a handler
+        rec = far.AudioRecorder(on_state_change=print)  # registers itself, as every Flet 1.0 service
         added = app.client.messages[start:]
-        app.page.overlay.remove(rec)
-        app.page.services.remove(rec)
+        app.page.services.append(rec)  # what Flet's docs say to write: harmless
+        app.page.update()
         app.page.add(ft.Text("still fine"))
-        return app, added
+        return app, rec, added
 
-    app, added = run(scenario)
-    sent = [d for d in _dicts(app.client.messages) if d.get("_c") == "MicrecAudioRecorder"]
-    assert sent == [{"_c": "MicrecAudioRecorder", "_i": sent[0]["_i"], "visible": False}]
-    assert sent[0] in list(_dicts(added))
+    app, rec, added = run(scenario)
+    assert isinstance(rec, ft.Service) and rec.page is app.page
+    sent = [d for d in _dicts(added) if d.get("_c") == "AudioRecorder"]
+    assert len(sent) == 1 and sent[0]["on_state_change"] is True and "on_stream" not in sent[0]
     assert app.client.strings("still fine") == ["still fine"]
 
 
@@ -791,3 +787,77 @@ def test_a_take_that_ends_by_itself_after_silence_is_finalized(tmp_path: Path) -
     assert [e.data for e in states] == ["recording", "stopped"] and states[-1].error is None
     data = ffmpeg_decode(tmp_path / "quiet.wav")
     assert 0.5 * 48000 <= len(data) <= 1.2 * 48000  # 0.5 s of silence, then the end
+
+
+# -- client takes (web and mobile apps): the pushed audio's checks --------------------------------
+def _client_take(tmp_path: Path, **feed_kwargs: Any) -> tuple[Any, Any, list[Any]]:
+    """A micrec take fed by a ClientFeed, as the Flet client's stream feeds it (44100 Hz stereo)."""
+    from micrec import AudioRecorder
+    from micrec.flet._client import ClientFeed
+
+    feed = ClientFeed(**feed_kwargs)
+    events: list[Any] = []
+    core = AudioRecorder(backend=feed.backend, sample_rate=44100, channels_num=2, on_state_changed=events.append)
+    core.start_recording(tmp_path / "take.wav")
+    return feed, core, events
+
+
+def _ended(core: Any) -> None:
+    """Wait until a take's fault has ended it and its events are out."""
+    deadline = time.monotonic() + 10
+    while core.is_recording():
+        assert time.monotonic() < deadline, "the take did not end"
+        time.sleep(0.02)
+    core.wait_for_events(5)
+
+
+def test_a_malformed_or_oversized_chunk_ends_the_client_take_cleanly(tmp_path: Path) -> None:
+    from micrec import MalformedAudioError
+
+    for bad, why in [(b"\1\0\2", "not a whole number"), (b"", "not a whole number"),
+                     (b"\0" * (2 << 20), "over the limit"), ("text", "not PCM16 bytes")]:
+        feed, core, events = _client_take(tmp_path)
+        good = tone(700, 0.5, 44100)
+        feed.feed(np.repeat(good[:, None], 2, axis=1).tobytes())
+        feed.feed(bad)
+        _ended(core)
+        assert [e.state for e in events] == ["recording", "stopped"], why
+        assert isinstance(events[-1].error, MalformedAudioError) and why in str(events[-1].error)
+        assert isinstance(events[-1].error, ValueError)
+        audio = ffmpeg_decode(tmp_path / "take.wav")
+        assert np.array_equal(audio[:, 0], good)  # what arrived before it, bit for bit
+        feed.feed(b"\0" * 400)  # later chunks of the ended take are dropped
+        assert not core.is_recording()
+
+
+def test_a_client_that_goes_away_or_falls_silent_ends_the_take(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from micrec import DeviceLostError
+    from micrec.flet import _client
+
+    monkeypatch.setattr(_client, "IDLE_SECONDS", 0.5)
+    for connected, why in [(lambda: False, "disconnected"), (lambda: True, "sent no audio")]:
+        feed, core, events = _client_take(tmp_path)
+
+        async def watch(feed: Any = feed, connected: Any = connected) -> None:
+            feed.feed(b"\0\1" * 882)
+            feed.watch(connected)
+            await wait_for(lambda: feed.ended)
+
+        run(watch)
+        _ended(core)
+        assert isinstance(events[-1].error, DeviceLostError) and why in str(events[-1].error)
+        assert ffprobe(tmp_path / "take.wav").duration > 0.005
+
+
+def test_a_client_stream_slower_than_its_format_is_refused(tmp_path: Path) -> None:
+    from micrec import MalformedAudioError
+    from micrec.flet import _client
+
+    now = [0.0]
+    feed, core, events = _client_take(tmp_path, clock=lambda: now[0])
+    for _ in range(60):  # 22050 frames a second: mono, or half the rate, sent as if stereo 44.1 kHz
+        feed.feed(b"\0\0" * 2 * 2205)
+        now[0] += 0.1
+    _ended(core)
+    assert isinstance(events[-1].error, MalformedAudioError) and "wrong speed" in str(events[-1].error)
+    assert _client.FORMAT_CHECK_SECONDS < 6

@@ -33,9 +33,9 @@ from micrec.dsp.mix import KNEE, CaptureClock, SystemMix, mix_law
 from micrec.dsp.mix import MAX_SKEW_MS as MIX_MAX_SKEW_MS
 from micrec.vmic import VirtualMicrophone, write_wav
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mix_alignment import click_track, offsets_ms, paced_output, right_channel_microphone
+from benchmarks.features.mixing import click_track, offsets_ms, paced_output, right_channel_microphone
 
 from audio import (
     dominant_frequency,

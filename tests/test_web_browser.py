@@ -8,6 +8,7 @@ not the wall clock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import wave
@@ -37,8 +38,10 @@ HEADLESS_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 WAIT_MS = WAIT * 1000
 
 
-def write_fake_mic(path: Path, rate: int = 48000) -> Path:
-    samples = tone(FAKE_MIC_HZ, 4.0, rate)
+def write_fake_mic(path: Path, rate: int = 48000, samples: np.ndarray | None = None) -> Path:
+    """The fake microphone's WAV: ``samples`` (mono int16), by default 4 s of the 1 kHz tone."""
+    if samples is None:
+        samples = tone(FAKE_MIC_HZ, 4.0, rate)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -53,13 +56,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield srv
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A headless chromium whose microphone plays a 1 kHz tone at half scale."""
+@contextlib.contextmanager
+def chromium_with_mic(base: Path, mic: Path) -> Iterator[Any]:
+    """A headless chromium (a fresh profile in ``base``) whose microphone plays the WAV ``mic``."""
     from playwright.sync_api import sync_playwright
 
-    base = tmp_path_factory.mktemp("chromium")
-    mic = write_fake_mic(base / "mic.wav")
     args = [*HEADLESS_FLAGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={mic}"]
     with sync_playwright() as pw:
@@ -71,15 +72,32 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             context.close()
 
 
-@pytest.fixture
-def page(browser: Any, server: LiveServer) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A headless chromium whose microphone plays a 1 kHz tone at half scale."""
+    base = tmp_path_factory.mktemp("chromium")
+    with chromium_with_mic(base, write_fake_mic(base / "mic.wav")) as context:
+        yield context
+
+
+@contextlib.contextmanager
+def open_page(browser: Any, origin: str) -> Iterator[Any]:
+    """The recorder page at ``origin``; it must raise no error."""
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.origin + "/", timeout=WAIT_MS)
-    yield page
-    page.close()
+    page.goto(origin + "/", timeout=WAIT_MS)
+    try:
+        yield page
+    finally:
+        page.close()
     assert not errors, f"the page raised: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any, server: LiveServer) -> Iterator[Any]:
+    with open_page(browser, server.origin) as page:
+        yield page
 
 
 def wait_for(page: Any, expression: str) -> None:

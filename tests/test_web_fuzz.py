@@ -33,7 +33,7 @@ from micrec.web import Limits  # noqa: E402
 
 RATE = 48000
 START_TIMEOUT = 2.0
-LIMITS = Limits(start_timeout=START_TIMEOUT, idle_seconds=5.0)
+LIMITS = Limits(start_timeout=START_TIMEOUT, idle_seconds=5.0, drop_seconds=0.5)  # a dropped take waits 0.5 s
 FULL_START = {"type": "start", "rate": RATE, "channels": 1, "audio_encoder": "wav", "sample_rate": RATE,
               "channels_num": 1, "bit_rate": 64000, "auto_gain": False, "suppress_noise": False,
               "cancel_echo": False}

@@ -269,17 +269,20 @@ def test_malformed_command_ends_the_take(server: LiveServer, text: str, reason: 
     _assert_finalized(server, ended.summary["take"], 0.5)
 
 
-def test_dropped_connection_finalizes_the_take(server: LiveServer) -> None:
-    client = _take_then(server, 0.7)
-    name = client.messages[0]["take"]
-    # A vanished peer's unread bytes are discarded by the kernel (the close is a RST), so drop
-    # only once the server's level messages say it has taken in all 0.7 s.
-    while not (client.messages[-1]["type"] == "level" and client.messages[-1]["duration_ms"] >= 700):
-        client.receive()
-    client.drop()
-    event = server.wait_for_stopped(name)
-    assert isinstance(event.error, DeviceLostError) and "disconnected mid-take" in str(event.error)
-    _assert_finalized(server, name, 0.7)
+@pytest.mark.parametrize("drop_seconds", [0.0, 0.5])
+def test_dropped_connection_finalizes_the_take(tmp_path: Path, drop_seconds: float) -> None:
+    with live_server(tmp_path, limits=Limits(drop_seconds=drop_seconds)) as server:
+        client = _take_then(server, 0.7)
+        name = client.messages[0]["take"]
+        # A vanished peer's unread bytes are discarded by the kernel (the close is a RST), so drop
+        # only once the server's level messages say it has taken in all 0.7 s.
+        while not (client.messages[-1]["type"] == "level" and client.messages[-1]["duration_ms"] >= 700):
+            client.receive()
+        client.drop()
+        event = server.wait_for_stopped(name)  # at once, or once the browser did not come back
+        assert isinstance(event.error, DeviceLostError) and "disconnected mid-take" in str(event.error)
+        assert ("did not reconnect within the drop limit of 0.5 s" in str(event.error)) == (drop_seconds > 0)
+        _assert_finalized(server, name, 0.7)
 
 
 def test_a_fault_on_the_server_ends_the_take_without_waiting_for_stop(server: LiveServer,

@@ -17,8 +17,10 @@ from .errors import (
     EncoderUnavailableError,
     FeatureUnavailableError,
     InvalidConfigError,
+    MalformedAudioError,
     MicrecError,
     OutputError,
+    PermissionDeniedError,
     StateError,
 )
 from .recorder import AudioRecorder, list_input_devices, list_output_devices
@@ -46,9 +48,11 @@ __all__ = [
     "FeatureUnavailableError",
     "InputDevice",
     "InvalidConfigError",
+    "MalformedAudioError",
     "MicrecError",
     "OutputDevice",
     "OutputError",
+    "PermissionDeniedError",
     "StateError",
     "__version__",
     "list_input_devices",

@@ -1,7 +1,7 @@
 """Longer capture blocks while nobody needs the audio sooner.
 
 Every block wakes micrec's capture thread and its worker, and those wake-ups, not the work in
-them, are most of what a take costs (``benchmarks/notes.md``). A take with the default block
+them, are most of what a take costs (``benchmarks/peers/notes.md``). A take with the default block
 size that nobody reads levels or blocks from is therefore read in blocks of
 :data:`RELAXED_BLOCK_MS` once :data:`IDLE_SECONDS` have passed without a level reading; the
 first ``get_amplitude()`` (or a block listener) brings the default block back at once. Only

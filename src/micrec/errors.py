@@ -26,8 +26,10 @@ __all__ = [
     "EncoderUnavailableError",
     "FeatureUnavailableError",
     "InvalidConfigError",
+    "MalformedAudioError",
     "MicrecError",
     "OutputError",
+    "PermissionDeniedError",
     "StateError",
 ]
 
@@ -79,6 +81,14 @@ class DeviceNotFoundError(DeviceError, ValueError):
 
 class DeviceLostError(DeviceError):
     """The capture device went away (unplugged, server gone) while recording."""
+
+
+class PermissionDeniedError(DeviceError, PermissionError):
+    """The microphone's owner refused access (a visitor denied it in the browser's prompt)."""
+
+
+class MalformedAudioError(DeviceError, ValueError):
+    """Audio pushed from outside (a remote client) is not what was agreed: a torn or oversized chunk."""
 
 
 class OutputError(MicrecError, OSError):

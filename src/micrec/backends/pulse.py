@@ -245,6 +245,7 @@ class _PulseStream:
             _libpulse.NotifyCallback(self._on_context_state), _libpulse.NotifyCallback(self._on_stream_state),
             _libpulse.ReadCallback(self._on_read), _libpulse.NotifyCallback(self._on_overflow))
         self._steady = False  # past the first block: read once per block (see _run_steady)
+        self._outbox: list[tuple[Any, float]] = []  # blocks read, handed over by _deliver
         self._peeked, self._peeked_size = ctypes.c_void_p(), ctypes.c_size_t()
         self._peeked_refs = (ctypes.byref(self._peeked), ctypes.byref(self._peeked_size))
         self._fast = _fast_calls()
@@ -406,6 +407,7 @@ class _PulseStream:
                 return
             self._apply_block_size()
             self._read_available()
+            self._deliver()
 
     def _wait_for_block(self) -> bool:
         """Sleep until the current block should have been captured, or, once it should, until a packet comes.
@@ -451,6 +453,7 @@ class _PulseStream:
         if not self._reported:
             self._take_in()
             self._read_available(final=True)
+        self._deliver()
 
     def _read_end(self) -> float:
         """When the last frame read so far was captured (time.monotonic()): placed by the timeline."""
@@ -486,6 +489,7 @@ class _PulseStream:
     def _on_read(self, _stream: int, _nbytes: int, _userdata: Any) -> None:
         try:
             self._read_available()
+            self._deliver()
         except Exception as exc:  # noqa: BLE001 - ctypes would print and drop it
             self._report(DeviceLostError(f"capture from {self._label} failed: {exc}"))
 
@@ -573,7 +577,7 @@ class _PulseStream:
         start, lost = self._timeline.place(self._capture_end() - frames / self.rate, frames)
         if lost:
             self._sink.overflow(lost)
-        self._sink.push(block, capture_time=start)
+        self._outbox.append((block, start))
         self._want = self._block_bytes
         if not self._closing:
             # A fresh timing report for the next block (libpulse's own come seconds apart): each
@@ -585,6 +589,18 @@ class _PulseStream:
                 self._raise_fragment()
             self._pa.pa_stream_set_read_callback(self._stream, _libpulse.ReadCallback(), None)
             self._steady = True
+
+    def _deliver(self) -> None:
+        """Hand the blocks read in this wake-up to the sink, as the thread's last work before it sleeps.
+
+        Pushing wakes the worker; were the reader still busy with libpulse (whose every call
+        through ctypes lets go of the GIL and takes it back), the worker would wake to a held
+        GIL and sleep again: two wake-ups a block instead of one.
+        """
+        outbox = self._outbox
+        while outbox:
+            block, start = outbox.pop(0)
+            self._sink.push(block, capture_time=start)
 
     def _capture_end(self) -> float:
         """When the last frame read so far was captured, on the time.monotonic() clock.
@@ -635,6 +651,7 @@ class _PulseStream:
         if self._reported:
             return
         self._reported = True
+        self._deliver()  # what was read before the fault comes first
         self._sink.fail(error)
         self._wake.set()
         self._pa.pa_mainloop_quit(self._mainloop, 1)

@@ -5,7 +5,7 @@ into the engine's frames; each frame is judged voice or not. :class:`VoiceGate` 
 frames not judged yet, so that it can start the file exactly :data:`PRE_ROLL_SECONDS` before
 the first voice (``wait_for_voice``) and end it exactly ``until_silence`` seconds after the
 last voice, to the sample, whatever the block size. The engines and the figures that chose
-the default are in docs/voice-activity.md (``benchmarks/vad_eval.py``).
+the default are in docs/voice-activity.md (``benchmarks/features/vad.py``).
 """
 
 from __future__ import annotations

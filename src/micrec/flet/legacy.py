@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..errors import FeatureUnavailableError
 from ..types import AudioEncoder
 from ._dispatch import current_page
 from .recorder import AudioRecorder
@@ -32,6 +33,11 @@ class LegacyAudioRecorder(AudioRecorder, legacy=True):
     def start_recording(self, output_path: str | os.PathLike[str] | None = None,  # type: ignore[override]
                         wait_timeout: float | None = START_WAIT, **kwargs: Any) -> bool:
         self._delivery.bind(current_page())
+        if self._client_takes():
+            raise FeatureUnavailableError(
+                "Flet 0.27's synchronous start_recording() cannot record the client's microphone (a web "
+                "or mobile app): pass on_state_change= instead of 0.27's settings and await "
+                "start_recording_async()", name="start_recording")
         return self._call(self._start, output_path, kwargs.get("configuration"), kwargs.get("upload"),
                           timeout=wait_timeout)
 

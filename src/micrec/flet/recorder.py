@@ -1,4 +1,10 @@
-"""``micrec.flet.AudioRecorder``: flet-audio-recorder's control, recording in this process.
+"""``micrec.flet.AudioRecorder``: flet-audio-recorder's service, recording with micrec.
+
+The recorder is a Flet 1.0 ``Service`` of flet-audio-recorder's control type
+(``"AudioRecorder"``), so Flet's stock clients run their own Dart recorder for it. In a
+desktop app it records the microphone of this process; in a web (or mobile) app the client's
+recorder streams the visitor's microphone as PCM16 and micrec writes the file here
+(:mod:`micrec.flet._client`).
 
 The methods are flet-audio-recorder 1.0's coroutines. Each one runs micrec's blocking call
 on a thread of the recorder's own (a :class:`micrec.aio.CallThread`: one call at a time, in
@@ -9,6 +15,8 @@ loop never waits for a device or a file. Events come back to that loop through
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -17,14 +25,17 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Optional, TypeVar
+
+import flet as ft
 
 from ..aio import CallThread
-from ..errors import InvalidConfigError
+from ..errors import DeviceError, DeviceLostError, InvalidConfigError, PermissionDeniedError, StateError
 from ..recorder import AudioRecorder as CoreRecorder
-from ..types import AudioEncoder, AudioRecorderState, InputDevice
+from ..types import Amplitude, AudioEncoder, AudioRecorderState, InputDevice
 from ..types import AudioRecorderStateChangeEvent as CoreStateEvent
 from . import types as t
+from ._client import ClientFeed, client_configuration, uses_client
 from ._dispatch import Delivery, Handler, current_page
 from ._upload import upload_file
 
@@ -48,6 +59,7 @@ LEGACY_SETTINGS = {
 #: attributes of the recorder, handed to the core at each start_recording.
 EXTENSION_SETTINGS = ("system_audio", "mix_system_audio", "until_silence", "wait_for_voice", "segment_seconds")
 EVENT_WAIT = 10.0  # s: how long a method waits for micrec to hand over the events it caused
+CLIENT_WAIT = 30.0  # s: how long a call to the Flet client may take (a permission prompt waits for the visitor)
 
 
 @dataclasses.dataclass
@@ -59,17 +71,8 @@ class _Take:
     upload: t.AudioRecorderUploadSettings | None
 
 
-@dataclasses.dataclass(init=False, eq=False, repr=False)
-class _ClientPlaceholder:
-    """What Flet sends to its client when an app puts the recorder in page.services/overlay.
-
-    The recording happens in this process, so the client has nothing to run: it gets an
-    invisible control, which its service registry and overlay skip (``visible`` false).
-    """
-
-    _c: str
-    _i: int
-    visible: bool
+def _client_stream(e: Any) -> None:
+    """The stream handler the client sees during a client take: the chunks are micrec's to take."""
 
 
 def _legacy_setting(name: str) -> property:
@@ -85,8 +88,13 @@ def _legacy_setting(name: str) -> property:
     return property(get, set_, doc=f"Flet 0.27 name of ``configuration.{field_name}``.")
 
 
-class AudioRecorder(_ClientPlaceholder):
-    """Records the microphone of the Python process, with flet-audio-recorder's API.
+@ft.control("AudioRecorder", init=False)  # type: ignore[arg-type]
+class AudioRecorder(ft.Service):
+    """Records a microphone into a file with micrec, with flet-audio-recorder's API.
+
+    In a desktop app the microphone is the Python process's own; in a web app (``page.web``)
+    or a mobile app it is the client's (the visitor's browser), whose recorder streams PCM16
+    to micrec, which writes ``output_path`` on the server.
 
     Parameters
     ----------
@@ -121,11 +129,19 @@ class AudioRecorder(_ClientPlaceholder):
     transitions happened), so they may change controls and call ``page.update()``; the page
     is updated after a handler that did not, as Flet does after its own events.
 
-    The recorder needs no page and is not a Flet service (Flet 1.0 code has no line adding
-    it). Code that appends it to ``page.services`` anyway changes nothing (flet 1.0 does not
-    send that list); appended to ``page.overlay``, as 0.27 code does, it is sent to the client
-    as an invisible placeholder, which the client skips.
+    Made inside a page's handler (or ``main``), the recorder registers itself with the page,
+    as every Flet 1.0 service does; keep a reference to it. A desktop recorder needs no page.
+    In a client take the client's pause is micrec's: the client streams on and micrec leaves
+    the paused audio out; levels come from micrec's meter; a denied microphone raises
+    :class:`~micrec.PermissionDeniedError`; a client that goes away ends the take with
+    :class:`~micrec.DeviceLostError` after finalizing what arrived.
     """
+
+    configuration: t.AudioRecorderConfiguration = dataclasses.field(
+        default_factory=lambda: t.AudioRecorderConfiguration())
+    on_state_change: Optional[ft.EventHandler[t.AudioRecorderStateChangeEvent]] = None  # noqa: UP045
+    on_upload: Optional[ft.EventHandler[t.AudioRecorderUploadEvent]] = None  # noqa: UP045
+    on_stream: Optional[ft.EventHandler[t.AudioRecorderStreamEvent]] = None  # noqa: UP045
 
     #: The Flet 0.27 flavour (``micrec.flet.legacy``), which registers itself by subclassing
     #: with ``legacy=True``: this module stays below it and never imports it.
@@ -167,11 +183,10 @@ class AudioRecorder(_ClientPlaceholder):
         wait_for_voice: bool = False,
         segment_seconds: float | None = None,
     ) -> None:
-        from flet.controls.id_counter import ControlId
-
-        self._c = "MicrecAudioRecorder"
-        self._i = ControlId.next()  # unique among the page's controls, as the client indexes by it
-        self.visible = False
+        # What the dataclass __init__ flet generates would set first (its sparse property store).
+        self._values: dict[str, Any] = {}
+        self._dirty: dict[str, Any] = {}
+        self._internals: dict[str, Any] = {}
         self.configuration = configuration if configuration is not None else t.AudioRecorderConfiguration()
         self.on_state_change = on_state_change
         self.on_state_changed = on_state_changed
@@ -191,6 +206,7 @@ class AudioRecorder(_ClientPlaceholder):
         self.until_silence = until_silence
         self.wait_for_voice = wait_for_voice
         self.segment_seconds = segment_seconds
+        self._backend = backend
         self._core = CoreRecorder(backend=backend, on_state_changed=self._on_core_state)
         self._delivery = Delivery()
         self._delivery.bind(current_page())
@@ -199,8 +215,8 @@ class AudioRecorder(_ClientPlaceholder):
         self._calls = CallThread("micrec-flet", after=lambda: self._core.wait_for_events(EVENT_WAIT))
         self._sequence = 0
         self._bytes_streamed = 0
-        if ref is not None:
-            ref.current = self
+        self._feed: ClientFeed | None = None  # the open client take's audio, if any
+        self.__post_init__(ref)  # flet: id, ref, init(), and registration with the current page
 
     audio_encoder = _legacy_setting("audio_encoder")
     suppress_noise = _legacy_setting("suppress_noise")
@@ -212,7 +228,10 @@ class AudioRecorder(_ClientPlaceholder):
 
     @property
     def page(self) -> Any:
-        """The Flet page of the app that made or last started the recorder, or None."""
+        """The Flet page the recorder is registered with, else that of the app that made or
+        last started it, or None."""
+        with contextlib.suppress(RuntimeError):
+            return super().page
         return self._delivery.page
 
     @property
@@ -232,7 +251,10 @@ class AudioRecorder(_ClientPlaceholder):
         return self._core.seconds_since_voice
 
     def update(self) -> None:
-        """Nothing to send: settings take effect at the next ``start_recording`` (0.27 code calls this)."""
+        """Send changed fields to the client if the recorder is on a page (0.27 code calls this
+        anyway; micrec's settings take effect at the next ``start_recording``)."""
+        if self.parent is not None:
+            super().update()
 
     def __repr__(self) -> str:
         return f"AudioRecorder(configuration={self.configuration!r})"
@@ -261,12 +283,16 @@ class AudioRecorder(_ClientPlaceholder):
         InvalidConfigError
             (a ValueError) No ``output_path`` and nothing to stream to, streaming with an
             encoder other than PCM16BITS, or a setting micrec cannot use.
+        PermissionDeniedError
+            (a PermissionError) In a client take: the visitor denied the microphone.
         MicrecError
             The device or the file could not be opened (see :meth:`micrec.AudioRecorder.start_recording`).
         """
         self._delivery.bind(current_page())
-        return await self._run(self._start, output_path, configuration, upload,
-                               timeout=_either(timeout, wait_timeout))
+        timeout = _either(timeout, wait_timeout)
+        if self._client_takes():
+            return await self._start_client(output_path, configuration, upload, timeout)
+        return await self._run(self._start, output_path, configuration, upload, timeout=timeout)
 
     async def stop_recording(self, *, timeout: float | None = None,
                              wait_timeout: float | None = None) -> str | None:
@@ -278,22 +304,32 @@ class AudioRecorder(_ClientPlaceholder):
             The file's path; None when no take was open, or for a stream without
             ``output_path`` (as in Flet).
         """
+        feed = self._pop_feed()
+        if feed is not None:  # the client stops first: what it captured until now is sent before it answers
+            await self._end_client("stop_recording", feed)
         return await self._run(self._stop, timeout=_either(timeout, wait_timeout))
 
     async def cancel_recording(self, *, timeout: float | None = None,
                                wait_timeout: float | None = None) -> None:
         """Stop and delete the take (nothing is uploaded)."""
+        feed = self._pop_feed()
+        if feed is not None:
+            await self._end_client("cancel_recording", feed)
         await self._run(self._cancel, timeout=_either(timeout, wait_timeout))
 
     async def pause_recording(self, *, timeout: float | None = None,
                               wait_timeout: float | None = None) -> None:
         """Pause; the paused time is left out of the take."""
+        if self._feed is not None:  # the client streams on; what it sends while paused is dropped here
+            self._feed.pause()
         await self._run(self._core.pause_recording, timeout=_either(timeout, wait_timeout))
 
     async def resume_recording(self, *, timeout: float | None = None,
                                wait_timeout: float | None = None) -> None:
         """Resume a paused take."""
         await self._run(self._core.resume_recording, timeout=_either(timeout, wait_timeout))
+        if self._feed is not None:
+            self._feed.resume()
 
     async def is_recording(self, *, timeout: float | None = None,
                            wait_timeout: float | None = None) -> bool:
@@ -312,13 +348,28 @@ class AudioRecorder(_ClientPlaceholder):
 
     async def get_input_devices(self, *, timeout: float | None = None,
                                 wait_timeout: float | None = None) -> list[t.InputDevice]:
-        """The capture devices present now (``is_default`` marks the system default)."""
+        """The capture devices present now (``is_default`` marks the system default); in a
+        client take, the client's (the visitor's browser's)."""
+        if self._client_takes():
+            found = await self._invoke_method("get_input_devices", timeout=_either(timeout, wait_timeout))
+            return [t.InputDevice(id=str(key), label=str(label), backend="client")
+                    for key, label in (found or {}).items()]
         return await self._run(self._devices, timeout=_either(timeout, wait_timeout))
 
     async def has_permission(self, *, timeout: float | None = None,
                              wait_timeout: float | None = None) -> bool:
-        """Whether the configured device (or the default) can be opened now."""
+        """Whether the configured device (or the default) can be opened now; in a client take,
+        whether the client may use its microphone (asking the visitor if it must)."""
+        if self._client_takes():
+            return bool(await self._invoke_method("has_permission", timeout=_either(timeout, wait_timeout)
+                                                  or CLIENT_WAIT))
         return await self._run(self._permission, timeout=_either(timeout, wait_timeout))
+
+    async def get_amplitude(self) -> Amplitude:
+        """micrec's level meter (not in flet-audio-recorder): the peak in dBFS of the latest
+        ~50 ms and the take's highest; -160.0 when idle. The same in a client take, where the
+        level is measured on the server."""
+        return self._core.get_amplitude()
 
     # Flet 0.28-0.70 and 0.27 spellings.
     start_recording_async = start_recording
@@ -344,9 +395,9 @@ class AudioRecorder(_ClientPlaceholder):
 
     def _start(self, output_path: str | os.PathLike[str] | None,
                configuration: t.AudioRecorderConfiguration | None,
-               upload: t.AudioRecorderUploadSettings | None) -> bool:
+               upload: t.AudioRecorderUploadSettings | None, backend: Any = None) -> bool:
         config = configuration if configuration is not None else self.configuration
-        streaming = upload is not None or self.on_stream is not None
+        streaming = upload is not None or self._user_stream() is not None
         _check_stream_request(output_path, config, upload, streaming)
         if streaming and self.segment_seconds is not None:
             raise InvalidConfigError(
@@ -357,13 +408,17 @@ class AudioRecorder(_ClientPlaceholder):
         keep = output_path is not None and os.fspath(output_path) != ""
         path = Path(os.fspath(output_path)) if keep else _temporary_take()  # type: ignore[arg-type]
         self._sequence = self._bytes_streamed = 0
-        self._core.on_audio = self._on_audio if self.on_stream is not None else None
+        self._core.on_audio = self._on_audio if self._user_stream() is not None else None
+        if backend is not None:  # a client take: the audio is the client's, pushed in
+            self._core.backend, self._core.device = backend, None
         try:
             self._core.start_recording(path)
         except BaseException:
             if not keep:
                 shutil.rmtree(path.parent, ignore_errors=True)
             raise
+        finally:
+            self._core.backend = self._backend
         with self._take_lock:
             self._take = _Take(path, keep, upload)
         return True
@@ -421,7 +476,7 @@ class AudioRecorder(_ClientPlaceholder):
     def _stream_tail(self, path: Path) -> None:
         # The core hands listeners the blocks it encodes while recording, but not what its
         # resampler still held at stop; the file (raw PCM16 when streaming) has it.
-        if self.on_stream is None or self._core.on_audio is None:
+        if self._user_stream() is None or self._core.on_audio is None:
             return
         try:
             with open(path, "rb") as f:
@@ -446,6 +501,97 @@ class AudioRecorder(_ClientPlaceholder):
 
         return upload_file(take.path, settings, progress)
 
+    # -- client takes: the Flet client's recorder streams its microphone to micrec --------
+    def _client_takes(self) -> bool:
+        return uses_client(self.page, self._backend)
+
+    def _user_stream(self) -> Handler | None:
+        """The app's ``on_stream`` handler (not the one micrec shows the client during a take)."""
+        handler = self.on_stream
+        return None if handler is _client_stream else handler
+
+    async def _start_client(self, output_path: str | os.PathLike[str] | None,
+                            configuration: t.AudioRecorderConfiguration | None,
+                            upload: t.AudioRecorderUploadSettings | None, timeout: float | None) -> bool:
+        if self._core.is_recording() or self._feed is not None:
+            raise StateError("a take is already open; stop_recording() or cancel_recording() it first",
+                             name="start_recording")
+        config = configuration if configuration is not None else self.configuration
+        _check_stream_request(output_path, config, upload, upload is not None or self._user_stream() is not None)
+        wait = timeout or CLIENT_WAIT
+        if self.parent is None:  # made outside the app (no page then): the client must know it to run it
+            self.page._services.register_service(self)
+        if not await self._invoke_method("has_permission", timeout=wait):
+            raise PermissionDeniedError(
+                "the visitor denied the microphone (the Flet client's has_permission() is False); "
+                "ask them to allow it for this site and start again", value=False, name="has_permission")
+        feed = ClientFeed()
+        self._feed = feed  # chunks are taken from now on (dropped until the session opens)
+        marked = self.on_stream is None
+        if marked:  # the client streams to Python only while the control has a stream handler
+            self.on_stream = _client_stream
+            self.update()
+        try:
+            started = await self._invoke_method("start_recording", {
+                "output_path": None, "configuration": client_configuration(config), "upload": None},
+                timeout=wait)
+            if not started:
+                raise DeviceError("the Flet client's recorder did not start (it returned False: no "
+                                  "microphone, or access to it was refused)", value=started, name="start_recording")
+            try:
+                await self._run(self._start, output_path, configuration, upload, feed.backend, timeout=timeout)
+            except BaseException:
+                await self._client_call("cancel_recording")
+                raise
+        except BaseException:
+            self._feed = None
+            if marked:
+                self._unmark_stream()
+            raise
+        feed.watch(self._connected)
+        return True
+
+    def _pop_feed(self) -> ClientFeed | None:
+        with self._take_lock:
+            feed, self._feed = self._feed, None
+        return feed
+
+    async def _end_client(self, method: str, feed: ClientFeed) -> None:
+        """Stop the client's recorder for a take that ends, and stop listening to it."""
+        await self._client_call(method)
+        await asyncio.sleep(0.05)  # chunks that came in before the answer are dispatched in tasks of their own
+        feed.flush()
+        feed.close()
+        self._unmark_stream()
+
+    async def _client_call(self, method: str) -> None:
+        try:
+            await self._invoke_method(method, timeout=EVENT_WAIT)
+        except Exception as exc:  # noqa: BLE001 - a client that went away cannot be stopped
+            log.info("micrec.flet: the client's %s failed: %s", method, exc)
+
+    def _unmark_stream(self) -> None:
+        if self.on_stream is _client_stream:
+            self.on_stream = None
+            with contextlib.suppress(Exception):  # a client that went away gets no update
+                self.update()
+
+    def _connected(self) -> bool:
+        return self.page.session.connection is not None
+
+    async def _trigger_event(self, event_name: str, event_data: Any, e: Any = None) -> None:
+        """Events of the client's recorder: its audio feeds the take; micrec reports the states."""
+        feed = self._feed
+        if event_name == "stream":
+            if feed is not None and isinstance(event_data, dict):
+                feed.feed(event_data.get("chunk"))
+        elif event_name == "state_change":
+            if event_data == "stopped" and feed is not None:
+                feed.fail(DeviceLostError("the Flet client's recorder stopped by itself mid-take; the file "
+                                          "keeps the audio that arrived", name="client"))
+        elif event_name != "upload":  # the client uploads nothing: micrec does, after stop
+            await super()._trigger_event(event_name, event_data, e)
+
     # -- events from micrec's threads -----------------------------------------------------
     def _on_core_state(self, core_event: CoreStateEvent) -> None:
         state = AudioRecorderState(core_event.state)
@@ -455,6 +601,11 @@ class AudioRecorder(_ClientPlaceholder):
         for handler in _distinct(self.on_state_change, self.on_state_changed):
             self._delivery.post(handler, event)
         if state is AudioRecorderState.STOPPED:
+            feed = self._pop_feed()
+            loop = self._delivery.loop
+            if feed is not None and loop is not None:  # a client take that ended by itself: stop the client
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._end_client("cancel_recording", feed)))
             # Still ours: the take ended by itself (a fault, until_silence, a duration), not by
             # stop or cancel, which take it first; nobody will call stop for it.
             take = self._pop_take()
@@ -470,7 +621,7 @@ class AudioRecorder(_ClientPlaceholder):
         event = t.AudioRecorderStreamEvent(name="stream", control=self, chunk=chunk,
                                            sequence=self._sequence, bytes_streamed=self._bytes_streamed)
         self._sequence += 1
-        self._delivery.post(self.on_stream, event)
+        self._delivery.post(self._user_stream(), event)
 
 
 def _either(timeout: float | None, wait_timeout: float | None) -> float | None:

@@ -17,6 +17,7 @@ import html
 import json
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +30,7 @@ from .._lazy import require
 from ..types import AudioEncoder, AudioRecorderStateChangeEvent
 from .errors import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_LATER, ServerShutdownError
 from .protocol import Limits
+from .resume import TakeRegistry, TicketSigner
 from .security import DEFAULT_HOSTS, TokenSigner, origin_allowed
 from .takes import TakeStore
 
@@ -127,12 +129,15 @@ def app_from_env() -> Starlette:
     ``MICREC_WEB_DIR`` (recordings directory), ``MICREC_WEB_SECRET`` (hex key shared by all
     workers: required for more than one), ``MICREC_WEB_HOSTS`` and ``MICREC_WEB_ORIGINS``
     (comma-separated), ``MICREC_WEB_DEFAULTS`` (JSON recorder settings),
-    ``MICREC_WEB_HANDLE_SIGNALS`` (``1``: see ``handle_signals``).
+    ``MICREC_WEB_HANDLE_SIGNALS`` (``1``: see ``handle_signals``), ``MICREC_WEB_DROP_LIMIT``
+    (seconds: ``Limits.drop_seconds``).
     """
     env = os.environ
     secret = env.get(ENV_PREFIX + "SECRET")
     hosts = _split(env.get(ENV_PREFIX + "HOSTS")) or DEFAULT_HOSTS
-    return create_app(env.get(ENV_PREFIX + "DIR", "recordings"), allowed_hosts=hosts,
+    drop = env.get(ENV_PREFIX + "DROP_LIMIT")
+    limits = Limits() if drop is None else Limits(drop_seconds=float(drop))
+    return create_app(env.get(ENV_PREFIX + "DIR", "recordings"), limits=limits, allowed_hosts=hosts,
                       allowed_origins=_split(env.get(ENV_PREFIX + "ORIGINS")),
                       secret=bytes.fromhex(secret) if secret else None,
                       defaults=json.loads(env.get(ENV_PREFIX + "DEFAULTS") or "{}"),
@@ -145,7 +150,12 @@ class _Server:
     def __init__(self, config: WebConfig) -> None:
         self.config = config
         self.store = TakeStore(config.directory)
-        self.tokens = TokenSigner(config.secret)
+        secret = config.secret or secrets.token_bytes(32)
+        self.tokens = TokenSigner(secret)
+        # Takes survive a dropped connection: this process's open takes, and tickets any
+        # process sharing the secret can read (micrec.web.resume).
+        self.takes = TakeRegistry()
+        self.tickets = TicketSigner(secret)
         self.connections: set[TakeConnection] = set()
         self.closing: str | None = None
         self._page = (STATIC / "index.html").read_text(encoding="utf-8")
@@ -208,9 +218,10 @@ class _Server:
     async def page(self, request: Request) -> Response:
         from starlette.responses import HTMLResponse
 
+        limits = self.config.limits
         page_config = {"token": self.tokens.issue(), "defaults": self.config.defaults,
-                       "encoders": _encoder_support(), "limits": {"max_take_seconds":
-                                                                  self.config.limits.max_take_seconds}}
+                       "encoders": _encoder_support(), "limits": {"max_take_seconds": limits.max_take_seconds,
+                                                                  "drop_seconds": limits.drop_seconds}}
         blob = json.dumps(page_config).replace("<", "\\u003c")
         # The page's URLs are relative to its base, so the app works mounted under a prefix.
         base = html.escape(request.scope.get("root_path", "").rstrip("/") + "/")
@@ -253,7 +264,7 @@ class _Server:
         await websocket.accept()
         config = self.config
         take = TakeConnection(websocket, self.store.new_path, config.limits, config.defaults,
-                              config.on_state_changed, admit=self._busy)
+                              config.on_state_changed, admit=self._busy, takes=self.takes, tickets=self.tickets)
         refusal = self._refusal(websocket)
         if refusal is not None:
             await take.refuse(*refusal)
@@ -286,7 +297,7 @@ class _Server:
         reason = self.tokens.check(websocket.query_params.get("token"))
         if reason is not None:
             return CLOSE_POLICY, reason
-        waiting, limit = len(self.connections) - self.recording, self.config.limits.max_pending
+        waiting, limit = sum(1 for take in self.connections if take.pending), self.config.limits.max_pending
         if waiting >= limit:
             return CLOSE_TRY_LATER, (f"server busy: {waiting} connections waiting to start (limit {limit}); "
                                      "try again later")

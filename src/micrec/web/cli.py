@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="another page origin allowed to record, e.g. https://app.example (repeatable)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--drop-limit", type=_seconds, default=60.0, metavar="SECONDS",
+                       help="how long a take whose connection dropped waits for its browser to come "
+                            "back and resume it, before it is saved as it is (default 60; 0: at once)")
     serve.set_defaults(run=_cmd_serve)
 
 
@@ -72,7 +75,19 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
     defaults = {"audio_encoder": args.encoder, "sample_rate": args.rate, "channels_num": args.channels}
     return {"MICREC_WEB_DIR": os.path.abspath(args.dir), "MICREC_WEB_SECRET": secrets.token_hex(32),
             "MICREC_WEB_HOSTS": ",".join(hosts), "MICREC_WEB_ORIGINS": ",".join(args.allow_origin),
-            "MICREC_WEB_DEFAULTS": json.dumps(defaults), "MICREC_WEB_HANDLE_SIGNALS": "1"}
+            "MICREC_WEB_DEFAULTS": json.dumps(defaults), "MICREC_WEB_HANDLE_SIGNALS": "1",
+            "MICREC_WEB_DROP_LIMIT": repr(args.drop_limit)}
+
+
+def _seconds(text: str) -> float:
+    """A --drop-limit value: seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
 
 
 def _display_host(host: str) -> str:

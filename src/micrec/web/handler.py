@@ -5,7 +5,9 @@ The handler reads the ``start`` message, opens an :class:`micrec.AudioRecorder` 
 Outgoing messages (state events, levels, the summary) go through one queue and one sender
 task, so sends never interleave. Whatever ends the take — ``stop``, a protocol violation, a
 limit, a dropped connection — the recorder finalizes the file and its STOPPED event carries
-the fault.
+the fault. A dropped connection first waits ``Limits.drop_seconds`` for the browser to
+reconnect and go on with the take (:mod:`micrec.web.resume`): a ``reconnect`` message on a new
+socket hands that socket to the waiting take.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..recorder import AudioRecorder
 from ..types import AudioEncoder, AudioRecorderState, AudioRecorderStateChangeEvent
 from .backend import SocketBackend, SocketStream
 from .errors import (
+    CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
     CLOSE_POLICY,
     CLOSE_SERVER_ERROR,
@@ -36,7 +39,17 @@ from .errors import (
     ServerShutdownError,
     WebCaptureError,
 )
-from .protocol import Limits, StartRequest, close_reason, parse_command, parse_start, short_repr, split_frame
+from .protocol import (
+    Limits,
+    ReconnectRequest,
+    StartRequest,
+    close_reason,
+    parse_command,
+    parse_opening,
+    short_repr,
+    split_frame,
+)
+from .resume import TakeRegistry, Ticket, TicketSigner, free_part, resumable
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
@@ -55,6 +68,9 @@ _EVENTS_TIMEOUT = 10.0
 SEND_TIMEOUT = 10.0
 _MAX_REFUSAL_CHARS = 200
 Message = MutableMapping[str, Any]
+#: A socket handed over by a reconnecting client: the socket, its request, and the event the
+#: take sets when it lets go of the socket (the take ended, or the socket dropped too).
+Return = tuple["WebSocket", ReconnectRequest, asyncio.Event]
 
 
 class TakeConnection:
@@ -75,12 +91,18 @@ class TakeConnection:
     admit : callable, optional
         Asked when a valid ``start`` arrives: None lets the take start (it then counts as
         :attr:`admitted`), a string refuses it with that reason (close 1013, try later).
+    takes : TakeRegistry, optional
+        The takes of this process, where a reconnecting client's socket finds its take.
+    tickets : TicketSigner, optional
+        Signs the take's ticket for the client. Without ``takes`` and ``tickets`` a dropped
+        connection ends the take at once.
     """
 
     def __init__(self, websocket: WebSocket, new_path: Callable[[AudioEncoder], Path], limits: Limits,
                  defaults: dict[str, Any],
                  on_state_changed: Callable[[AudioRecorderStateChangeEvent], Any] | None = None, *,
-                 admit: Callable[[], str | None] | None = None) -> None:
+                 admit: Callable[[], str | None] | None = None, takes: TakeRegistry | None = None,
+                 tickets: TicketSigner | None = None) -> None:
         self.ws = websocket
         self._new_path = new_path
         self._limits = limits
@@ -100,6 +122,26 @@ class TakeConnection:
         self.recorder: AudioRecorder | None = None
         self.stream: SocketStream | None = None
         self.path: Path | None = None
+        # Resuming: the registry and ticket signer, the take's first file and part number, the
+        # take's frame count where this part begins, and the state of a dropped connection.
+        self._takes, self._tickets = takes, tickets
+        self._continues: Ticket | None = None  # the take this connection continues as a new part
+        self._reconnect: ReconnectRequest | None = None
+        self.first: str | None = None
+        self.part = 1
+        self._base_frames = 0
+        self._back: Return | None = None  # a reconnecting client's socket, waiting to be taken
+        self._came_back = asyncio.Event()
+        self._released: asyncio.Event | None = None  # set when this take lets go of a lent socket
+        self._dropped: ClientGoneError | None = None  # the server counts the connection as gone
+        self._ending = False
+        self._lent = False  # this connection's socket serves a take it reconnected to
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Connected but not recording: no ``start`` yet, nor lent to a take it reconnected to."""
+        return not self.admitted and not self._lent
 
     @property
     def name(self) -> str:
@@ -111,6 +153,8 @@ class TakeConnection:
         try:
             await self._serve()
         finally:
+            if self._released is not None:
+                self._released.set()
             self._done.set()
 
     async def end_for_shutdown(self, error: ServerShutdownError) -> None:
@@ -128,6 +172,10 @@ class TakeConnection:
         request = await self._receive_start()
         if request is None:
             return
+        if isinstance(request, ReconnectRequest):
+            if await self._hand_over(request):
+                return
+            request = request.start  # the take is not held here: it goes on as a new part
         busy = None if self._admit is None else self._admit()
         if busy is not None:
             await self.refuse(CLOSE_TRY_LATER, busy)
@@ -136,30 +184,159 @@ class TakeConnection:
         path = await self._start_recorder(request)
         if path is None:
             return
-        self._last_audio = time.monotonic()
-        receiver = self._receiver = asyncio.create_task(self._receive_loop())
-        sender = asyncio.create_task(self._send_loop(receiver))
-        if self._shutdown is not None:  # the shutdown came while the recorder was starting
-            self._cut_take(self._shutdown)
+        if self._takes is not None:
+            self._takes.add(path.name, self)
         try:
-            error = await receiver
-        except asyncio.CancelledError:
-            if not self._cut:  # this task itself is cancelled: still keep the take
+            error, sender = await self._connections()
+        finally:
+            self._ending = True
+            if self._takes is not None:
+                self._takes.remove(path.name, self)
+        await self._finish(path, error, sender)
+
+    async def _connections(self) -> tuple[BaseException | None, asyncio.Task[None]]:
+        """Serve the take over its socket and every socket it is resumed on; why it ended."""
+        while True:
+            self._last_audio = time.monotonic()
+            receiver = self._receiver = asyncio.create_task(self._receive_loop())
+            sender = asyncio.create_task(self._send_loop(receiver))
+            if self._shutdown is not None:  # the shutdown came while the recorder was starting
+                self._cut_take(self._shutdown)
+            try:
+                error = await receiver
+            except asyncio.CancelledError:
+                if self._dropped is not None and receiver.cancelled() and not self._cut:
+                    error = self._dropped  # the server counts the connection as gone
+                elif not self._cut:  # this task itself is cancelled: still keep the take
+                    self._abandon(sender)
+                    raise
+                else:
+                    return self._cut_error, sender  # None: the session ended by itself; _finish asks why
+            if not self._waits_for_return(error):
+                return error, sender
+            sender.cancel()
+            try:
+                back = await self._detached(error)
+            except asyncio.CancelledError:
                 self._abandon(sender)
                 raise
-            error = self._cut_error  # None when the session ended by itself: _finish asks it why
-        await self._finish(path, error, sender)
+            if back is None:
+                return (self._cut_error if self._cut else self._gone_for_good(error)), sender
+            await self._reattach(*back)
 
     def _cut_take(self, error: BaseException | None) -> None:
         """End the take from the server's side; ``error`` (None: the session's own) is reported."""
         receiver = self._receiver
-        if self._cut or receiver is None or receiver.done():
+        if self._cut or receiver is None:
+            return
+        if receiver.done():  # between connections: wake the wait for the browser's return
+            if self._ending:
+                return
+            self._cut, self._cut_error = True, error
+            self._came_back.set()
             return
         self._cut, self._cut_error = True, error
         receiver.cancel()
 
+    # -- a dropped connection, and the return of its browser --------------------------------
+    def _waits_for_return(self, error: BaseException | None) -> bool:
+        """Whether the take waits for its browser to reconnect after ``error`` ended a connection."""
+        if self._tickets is None or self._limits.drop_seconds <= 0 or self._cut:
+            return False
+        return isinstance(error, ClientGoneError) and error.name == "connection" and resumable(error.value)
+
+    async def _detached(self, error: BaseException | None) -> Return | None:
+        """Keep the take open without a connection until its browser is back (None: it is not)."""
+        stream = self.stream
+        assert stream is not None
+        stream.flush()  # what arrived reaches the file now, in case nobody comes back
+        stream.pacer.stop()
+        self._connected, self._dropped = False, None
+        if self._released is not None:
+            self._released.set()  # the socket a reconnect lent us is dead too
+            self._released = None
+        log.info("micrec.web: take %s lost its connection (%s); waiting %g s for the browser", self.name,
+                 error, self._limits.drop_seconds)
+        if self._back is None:
+            self._came_back.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._came_back.wait(), self._limits.drop_seconds)
+        back, self._back = self._back, None
+        return None if self._cut else back
+
+    def _gone_for_good(self, error: BaseException | None) -> ClientGoneError:
+        limit = self._limits.drop_seconds
+        return ClientGoneError(f"{error}; the browser did not reconnect within the drop limit of {limit:g} s, "
+                               "so the take was saved with what arrived", value=limit, name="drop_seconds")
+
+    def attach(self, websocket: WebSocket, request: ReconnectRequest) -> asyncio.Event | None:
+        """Hand a reconnecting client's socket to this take.
+
+        Returns the event set when the take lets go of the socket (ended, or dropped again),
+        or None when the take is ending and cannot go on here. A connection the server still
+        thinks alive (it has not noticed the drop) is replaced by the new one.
+        """
+        receiver, stream = self._receiver, self.stream
+        if self._ending or self._cut or receiver is None or stream is None:
+            return None
+        if (request.start.rate, request.start.channels) != (stream.rate, stream.channels):
+            return None  # another audio format cannot go into this file: a new part takes it
+        released = asyncio.Event()
+        if self._back is not None:  # two reconnects of one take: the newer one wins
+            self._back[2].set()
+        self._back = (websocket, request, released)
+        self._came_back.set()
+        if not receiver.done():
+            self._dropped = ClientGoneError("the browser reconnected on a new connection", value=None,
+                                            name="connection")
+            receiver.cancel()
+        return released
+
+    async def _reattach(self, websocket: WebSocket, request: ReconnectRequest, released: asyncio.Event) -> None:
+        """Go on with the take over a reconnected client's socket; tell it where to resume."""
+        stream = self.stream
+        assert stream is not None and self.path is not None
+        old = self.ws
+        self.ws, self._connected, self._released = websocket, True, released
+        if old is not websocket:
+            # Not awaited: a half-open socket may take SEND_TIMEOUT to give up, the client waits now.
+            self._closing = asyncio.create_task(_close_quietly(old))
+        received = stream.received_frames
+        backlog = stream.pacer.bounded_backlog(received, request.sent - self._base_frames,
+                                               stream.pacer.away_seconds())
+        stream.pacer.grant(received, backlog)  # the resumed burst may pass the flood limit by exactly this
+        if not stream.paused:
+            stream.pacer.start()
+        log.info("micrec.web: take %s resumed at frame %d (backlog %d frames)", self.name,
+                 self._base_frames + received, backlog)
+        await self._send(self._reconnected(self._base_frames + received, stream.paused))
+
+    def _reconnected(self, frames: int, paused: bool) -> Message:
+        assert self.path is not None and self._tickets is not None
+        first = self.first or self.path.name
+        return {"type": "reconnected", "take": self.path.name, "first": first, "part": self.part,
+                "frames": frames, "paused": paused, "ticket": self._tickets.issue(self.path.name, first, self.part)}
+
+    async def _hand_over(self, request: ReconnectRequest) -> bool:
+        """Give this socket to the take it reconnects to, if this process holds it; False: it does not."""
+        assert self._tickets is not None
+        try:
+            ticket = self._tickets.read(request.ticket)
+        except ProtocolViolationError as exc:
+            await self.refuse(exc.close_code, str(exc))
+            return True
+        take = None if self._takes is None else self._takes.get(ticket.name)
+        released = None if take is None else take.attach(self.ws, request)
+        if released is None:
+            self._continues = ticket
+            self._reconnect = request
+            return False
+        self._connected, self._lent = False, True  # the socket is the take's now; this connection only waits
+        await released.wait()
+        return True
+
     # -- start ------------------------------------------------------------------------------
-    async def _receive_start(self) -> StartRequest | None:
+    async def _receive_start(self) -> StartRequest | ReconnectRequest | None:
         receive = asyncio.ensure_future(self.ws.receive())
         shutdown = asyncio.ensure_future(self._shutdown_requested.wait())
         try:
@@ -182,7 +359,10 @@ class TakeConnection:
             if text is None:
                 raise ProtocolViolationError("the first message must be a text start message, not audio",
                                              name="type")
-            return parse_start(text, self._limits)
+            request = parse_opening(text, self._limits)
+            if isinstance(request, ReconnectRequest) and self._tickets is None:
+                raise ProtocolViolationError("this server does not resume takes: start a new one", name="type")
+            return request
         except ProtocolViolationError as exc:
             await self.refuse(exc.close_code, str(exc))
             return None
@@ -200,7 +380,7 @@ class TakeConnection:
         # the browser's (getUserMedia's echoCancellation). Noise suppression and AGC run here too.
         recorder = AudioRecorder(**{**settings, "audio_encoder": codec, "cancel_echo": False},
                                  backend=backend, on_state_changed=self._forwarder())
-        path = self._new_path(codec)
+        path = self._path_for(codec)
         try:
             await asyncio.to_thread(recorder.start_recording, path)
         except MicrecError as exc:
@@ -208,8 +388,32 @@ class TakeConnection:
             await self.refuse(CLOSE_SERVER_ERROR if server_side else CLOSE_POLICY, str(exc))
             return None
         self.recorder, self.stream, self.path = recorder, backend.stream, path
-        await self._send(_started(path, codec, recorder))
+        started = _started(path, codec, recorder)
+        if self._tickets is not None:
+            started["ticket"] = self._tickets.issue(path.name, self.first or path.name, self.part)
+        if self._continues is not None:
+            started.update(self._reconnected(self._base_frames, False))  # the client resends from here
+            self._grant_new_part_backlog(self.stream)
+        await self._send(started)
         return path
+
+    def _path_for(self, codec: AudioEncoder) -> Path:
+        """A new take's path; for a take continued from another process, its next part's."""
+        path, ticket, request = self._new_path(codec), self._continues, self._reconnect
+        if ticket is None or request is None:
+            return path
+        path, self.part = free_part(path.parent, ticket.first, ticket.part + 1)
+        self.first, self._base_frames = ticket.first, request.acked
+        log.info("micrec.web: take %s goes on here as part %d (%s), from frame %d", ticket.name, self.part,
+                 path.name, request.acked)
+        return path
+
+    def _grant_new_part_backlog(self, stream: SocketStream | None) -> None:
+        """The backlog of a take continued here: what the client holds, capped by the ticket's age."""
+        assert self._tickets is not None and self._continues is not None and self._reconnect is not None
+        assert stream is not None
+        cap = (self._tickets.age(self._continues) + self._limits.burst_seconds) * stream.rate
+        stream.pacer.grant(0, int(min(self._reconnect.sent - self._reconnect.acked, cap)))
 
     def _forwarder(self) -> Callable[[AudioRecorderStateChangeEvent], None]:
         loop = asyncio.get_running_loop()
@@ -256,10 +460,12 @@ class TakeConnection:
         if command == "pause":
             stream.flush()
             stream.paused = True
+            stream.pacer.stop()  # no audio is due while paused
             recorder.pause_recording()
         elif command == "resume":
             recorder.resume_recording()
             stream.paused = False
+            stream.pacer.start()
             self._last_audio = time.monotonic()
         return command == "stop"
 
@@ -296,8 +502,9 @@ class TakeConnection:
         if recorder is None or stream is None or stream.paused or not recorder.is_recording():
             return None
         amplitude = recorder.get_amplitude()
+        # frames: what the server holds of the take, for the page to let go of its copy.
         return {"type": "level", "current": amplitude.current, "max": amplitude.max,
-                "duration_ms": round(stream.recorded_ms)}
+                "duration_ms": round(stream.recorded_ms), "frames": self._base_frames + stream.received_frames}
 
     # -- the end ----------------------------------------------------------------------------
     async def _finish(self, path: Path, error: BaseException | None, sender: asyncio.Task[None]) -> None:
@@ -358,6 +565,12 @@ class TakeConnection:
         self._connected = False
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(code, close_reason(reason)), SEND_TIMEOUT)
+
+
+async def _close_quietly(websocket: WebSocket) -> None:
+    """Close a connection the take no longer uses (replaced by a reconnect)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(websocket.close(CLOSE_GOING_AWAY, "replaced by a new connection"), SEND_TIMEOUT)
 
 
 def _disconnected(code: Any) -> WebCaptureError:

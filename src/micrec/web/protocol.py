@@ -1,6 +1,6 @@
 """The wire protocol between the recorder page and the server, and the server's limits.
 
-One WebSocket carries one take::
+One WebSocket carries one take (or, after a dropped connection, the rest of one)::
 
     client → server  text    {"type": "start", "rate": 48000, "channels": 1,
                               "audio_encoder": "wav", "sample_rate": 48000, "channels_num": 1,
@@ -10,8 +10,18 @@ One WebSocket carries one take::
     client → server  binary  int16 little-endian PCM, interleaved, ``channels`` wide, at ``rate``
     client → server  text    {"type": "pause"} | {"type": "resume"} | {"type": "stop"}
     server → client  text    {"type": "state", "state": "paused", "error": null}
-                             {"type": "level", "current": -6.0, "max": -6.0, "duration_ms": 1234}
+                             {"type": "level", "current": -6.0, "max": -6.0, "duration_ms": 1234,
+                              "frames": 59232}
                              {"type": "stopped", "take": "...", "duration_ms": ..., "error": null}
+
+A client whose connection dropped opens a new one and sends, instead of ``start``::
+
+    client → server  text    {"type": "reconnect", "ticket": "...", "sent": 96000, "acked": 91200,
+                              "paused": false, ...the fields of its start...}
+    server → client  text    {"type": "reconnected", "take": "...", "part": 1, "frames": 91680,
+                              "paused": false, "ticket": "...", ...}
+
+then sends its audio again from frame ``frames`` of the take (see :mod:`micrec.web.resume`).
 
 ``rate``/``channels`` describe the audio the client sends (its AudioContext); the other
 fields are :class:`micrec.AudioRecorder` settings for the file. Everything here is pure:
@@ -26,8 +36,8 @@ from typing import Any
 
 from .errors import CLOSE_TOO_BIG, LimitExceededError, ProtocolViolationError
 
-__all__ = ["COMMANDS", "Limits", "StartRequest", "close_reason", "parse_command", "parse_start",
-           "short_repr", "split_frame"]
+__all__ = ["COMMANDS", "Limits", "ReconnectRequest", "StartRequest", "close_reason", "parse_command",
+           "parse_opening", "parse_start", "short_repr", "split_frame"]
 
 #: Commands a client may send after ``start``.
 COMMANDS = ("pause", "resume", "stop")
@@ -46,6 +56,8 @@ _SETTINGS: dict[str, tuple[tuple[type, ...], str]] = {
 }
 #: Longest rendering of a client's value in an error message.
 _MAX_VALUE_CHARS = 40
+#: Longest resume ticket a client may send (the server's are about 100 characters).
+_MAX_TICKET_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,10 @@ class Limits:
         Seconds a new connection has to send ``start``.
     idle_seconds : float
         Seconds of no audio while recording after which the client counts as gone.
+    drop_seconds : float
+        Seconds a take whose connection dropped waits for its browser to reconnect and resume
+        it (``micrec serve --drop-limit``); then it is finalized with what arrived. 0 finalizes
+        it at once.
     """
 
     max_frame_bytes: int = 32768
@@ -85,6 +101,7 @@ class Limits:
     burst_seconds: float = 3.0
     start_timeout: float = 10.0
     idle_seconds: float = 30.0
+    drop_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,32 @@ class StartRequest:
     rate: int
     channels: int
     settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReconnectRequest:
+    """A parsed ``reconnect`` message: a client whose connection dropped goes on with its take.
+
+    Attributes
+    ----------
+    start : StartRequest
+        The take's format and settings, as its ``start`` said (for a take continued as a new
+        part by a server that does not hold it).
+    ticket : str
+        The ``ticket`` of the take's last ``started``/``reconnected`` message.
+    sent : int
+        Sample frames the client has captured for the take so far (its send position).
+    acked : int
+        The highest ``frames`` count a ``level``/``reconnected`` message acknowledged.
+    paused : bool
+        Whether the client is paused now.
+    """
+
+    start: StartRequest
+    ticket: str
+    sent: int
+    acked: int
+    paused: bool
 
 
 def parse_message(text: str) -> dict[str, Any]:
@@ -124,6 +167,10 @@ def parse_start(text: str, limits: Limits) -> StartRequest:
     if message["type"] != "start":
         raise ProtocolViolationError(f"the first message must be start, not {short_repr(message['type'])}",
                                      value=message["type"][:_MAX_VALUE_CHARS], name="type")
+    return _parse_settings(message, limits)
+
+
+def _parse_settings(message: dict[str, Any], limits: Limits) -> StartRequest:
     rate = _whole(message, "rate")
     channels = _whole(message, "channels")
     if not limits.min_rate <= rate <= limits.max_rate:
@@ -134,6 +181,31 @@ def parse_start(text: str, limits: Limits) -> StartRequest:
                                  value=channels, name="channels")
     settings = {key: _typed(message, key, *kinds) for key, kinds in _SETTINGS.items() if key in message}
     return StartRequest(rate, channels, settings)
+
+
+def parse_opening(text: str, limits: Limits) -> StartRequest | ReconnectRequest:
+    """The first message of a connection: ``start`` a take, or ``reconnect`` to one.
+
+    Raises
+    ------
+    ProtocolViolationError, LimitExceededError
+        As :func:`parse_start`; for ``reconnect`` also a missing ``ticket`` or ``sent``/``acked``
+        that are not whole numbers with ``0 <= acked <= sent``.
+    """
+    message = parse_message(text)
+    if message["type"] != "reconnect":
+        return parse_start(text, limits)
+    start = _parse_settings(message, limits)
+    ticket = message.get("ticket")
+    if not isinstance(ticket, str) or not ticket or len(ticket) > _MAX_TICKET_CHARS:
+        raise ProtocolViolationError(f"reconnect needs the take's ticket string, got {short_repr(ticket)}",
+                                     value=short_repr(ticket), name="ticket")
+    sent, acked = _whole(message, "sent"), _whole(message, "acked")
+    if not 0 <= acked <= sent:
+        raise ProtocolViolationError(f"reconnect needs 0 <= acked <= sent, got acked={acked}, sent={sent}",
+                                     value=(acked, sent), name="acked")
+    paused = _typed(message, "paused", (bool,), "true or false") if "paused" in message else False
+    return ReconnectRequest(start, ticket, sent, acked, paused)
 
 
 def parse_command(text: str) -> str:

@@ -1,6 +1,7 @@
 """The recordings directory: the server names every file; clients only pick from the list.
 
-Names are ``take-YYYYMMDD-HHMMSS-xxxxxx.ext`` (UTC, random suffix). A name from a client is
+Names are ``take-YYYYMMDD-HHMMSS-xxxxxx.ext`` (UTC, random suffix; ``...-partN.ext`` for the
+parts of a take continued after a dropped connection). A name from a client is
 only ever looked up among the files of the directory that match that pattern, so no client
 input reaches a path.
 """
@@ -19,7 +20,8 @@ from ..types import AudioEncoder
 
 __all__ = ["Take", "TakeStore"]
 
-_NAME = re.compile(r"take-\d{8}-\d{6}-[0-9a-f]{6}\.[a-z0-9]{1,5}")
+# "-partN": a take continued by another process after a dropped connection (micrec.web.resume).
+_NAME = re.compile(r"take-\d{8}-\d{6}-[0-9a-f]{6}(?:-part[1-9]\d{0,3})?\.[a-z0-9]{1,5}")
 
 
 @dataclass(frozen=True)

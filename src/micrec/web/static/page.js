@@ -45,12 +45,15 @@ async function record() {
     bit_rate: config.defaults.bit_rate, cancel_echo: $("cancel-echo").checked,
     suppress_noise: $("suppress-noise").checked, auto_gain: $("auto-gain").checked,
     until_silence: $("until-silence").checked ? STOP_AFTER_SILENCE_S : null,
-    ...page.recorderOptions,
+    drop_seconds: config.limits.drop_seconds, ...page.recorderOptions,
   });
   page.recorder = rec;
   rec.addEventListener("state", (e) => showState(e.detail.state, e.detail.error));
   rec.addEventListener("level", (e) => showLevel(e.detail));
   rec.addEventListener("closed", (e) => finished(e.detail.summary));
+  rec.addEventListener("part", (e) => {
+    $("message").textContent = `reconnected to another server: the take goes on as ${e.detail.take}`;
+  });
   page.envelope = new Envelope();
   page.live = null;
   rec.addEventListener("audio", (e) => showAudio(e.detail));
@@ -89,12 +92,14 @@ function showState(state, error) {
   const el = $("state");
   el.textContent = state;
   el.className = `state ${state}`;
-  const rec = state === "recording", paused = state === "paused", busy = rec || paused;
+  // While reconnecting the page keeps capturing; only Stop is offered (it sends the rest first).
+  const rec = state === "recording", paused = state === "paused", busy = rec || paused || state === "reconnecting";
   $("record").disabled = busy || state === "starting";
   $("pause").disabled = !rec;
   $("resume").disabled = !paused;
   $("stop").disabled = !busy;
   if (error) $("message").textContent = error;
+  else if (busy && $("message").textContent.startsWith("connection lost")) $("message").textContent = "";
   if (paused) showLevel({ current: -160, max: null });  // nothing is captured while paused
 }
 

@@ -21,7 +21,7 @@ _SETTLE_S = 0.3
 
 
 class GraphObserver:
-    """Watches one take's steady window on the private PipeWire (see bench_take.Observer)."""
+    """Watches one take's steady window on the private PipeWire (see take.Observer)."""
 
     def __init__(self, vm: VirtualMicrophone) -> None:
         self.vm = vm

@@ -12,7 +12,7 @@ late). Each click gives one reading, found by cross-correlation to the sample.
 
 Run on a private server (10 minutes, one click a second; figures in docs/system-audio.md)::
 
-    .venv/bin/python benchmarks/mix_alignment.py --seconds 600
+    .venv/bin/python -m benchmarks mixing --seconds 600
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 def run(seconds: float, out_dir: Path, server: str = "pulseaudio") -> dict[str, Any]:
     """A take of ``seconds`` with a click every second on a private ``server``; the offsets."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
     from micrec import AudioRecorder
     from micrec.vmic import MicSpec, VirtualMicrophone, write_wav
 

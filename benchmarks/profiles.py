@@ -1,26 +1,28 @@
 """Where a recorder's CPU goes, thread by thread: CPU seconds and wake-ups per second.
 
-Runs each variant recording the benchmark microphone (see ``bench_mic``) and reads every
+Runs each variant recording the benchmark microphone (see ``benchmarks.peers.mic``) and reads every
 thread's ``schedstat`` (run time, and the number of times it was scheduled) over a steady
 window. micrec variants can change ``micrec.session.BLOCK_MS`` and the capture backend, which
 is how the figures in ``docs/benchmarks.md``'s profile section were made::
 
-    python benchmarks/profile_threads.py micrec micrec-py parecord arecord
-    python benchmarks/profile_threads.py micrec micrec:100 portaudio:50 parecord arecord
-    python benchmarks/profile_threads.py --keepalive-ms 100 micrec micrec:50
-    python benchmarks/profile_threads.py --server pipewire micrec parecord arecord
+    python -m benchmarks profile micrec-meter micrec api api-levels parecord arecord
+    python -m benchmarks profile micrec micrec-py parecord arecord
+    python -m benchmarks profile micrec micrec:100 portaudio:50 parecord arecord
+    python -m benchmarks profile --keepalive-ms 100 micrec micrec:50
+    python -m benchmarks profile --server pipewire micrec parecord arecord
 
-Variants: ``micrec[:BLOCK_MS]`` (the CLI's pipeline on the Pulse backend, the session's block
-size as given), ``micrec-py[:BLOCK_MS]`` (the same with the backend's per-packet loop in Python,
-``MICREC_PYTHON_CAPTURE=1``), ``portaudio[:BLOCK_MS]`` (the same on PortAudio through ALSA's pulse plugin),
-``parecord`` (100 ms latency), ``arecord``.
+Variants: ``micrec[:BLOCK_MS]`` (the CLI's pipeline with ``--quiet`` on the Pulse backend, the
+session's block size as given), ``micrec-meter[:BLOCK_MS]`` (the same with its level meter, as
+the CLI runs by default), ``api`` and ``api-levels`` (a plain API take, and one whose level is
+polled every 50 ms, through ``peers/api_driver.py``), ``micrec-py[:BLOCK_MS]`` (the same with
+the backend's per-packet loop in Python, ``MICREC_PYTHON_CAPTURE=1``), ``portaudio[:BLOCK_MS]``
+(the same on PortAudio through ALSA's pulse plugin), ``parecord`` (100 ms latency), ``arecord``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import statistics
 import subprocess
@@ -30,7 +32,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench_mic import BenchMicrophone
+from benchmarks.peers.mic import BenchMicrophone
+from benchmarks.peers.proc import process_schedstat, profile
 
 
 def command(variant: str, out: Path) -> list[str]:
@@ -40,6 +43,12 @@ def command(variant: str, out: Path) -> list[str]:
     micrec = block_setting + "from micrec.cli import main; main({})"
     if name == "micrec":
         return [sys.executable, "-c", micrec.format(record.format(""))]
+    if name == "micrec-meter":
+        return [sys.executable, "-c", micrec.format(f"['record', '{out}.wav']")]
+    if name in ("api", "api-levels"):
+        levels = ["--poll-levels", "0.05"] if name == "api-levels" else []
+        return [sys.executable, str(Path(__file__).resolve().parent / "peers" / "api_driver.py"), f"{out}.wav",
+                "--encoder", "wav", *levels]
     if name == "micrec-py":  # the pulse backend's loop in Python, not the compiled one
         python_loop = "import os; os.environ['MICREC_PYTHON_CAPTURE'] = '1'; "
         return [sys.executable, "-c", python_loop + micrec.format(record.format(""))]
@@ -52,58 +61,52 @@ def command(variant: str, out: Path) -> list[str]:
     raise SystemExit(f"unknown variant {variant!r}")
 
 
-def threads(pid: int) -> dict[str, tuple[str, int, int]]:
-    """tid -> (thread name, run time ns, times scheduled)."""
-    found = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            run_ns, _, slices = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:3]
-            found[tid] = (name, int(run_ns), int(slices))
-    return found
-
-
 def measure(cmd: list[str], env: dict[str, str], settle: float, seconds: float) -> dict[str, tuple[float, float]]:
     """Per thread: (CPU s/s, wake-ups/s) over ``seconds`` after ``settle``."""
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    # The API driver waits for a line on stdin before it stops: a pipe, closed at the end.
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         time.sleep(settle)
-        before, started = threads(proc.pid), time.monotonic()
+        before, started = process_schedstat(proc.pid), time.monotonic()
         time.sleep(seconds)
-        after, elapsed = threads(proc.pid), time.monotonic() - started
+        after, elapsed = process_schedstat(proc.pid), time.monotonic() - started
     finally:
-        proc.send_signal(signal.SIGINT)
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write(b"stop\n")
+            proc.stdin.close()
+        if "api_driver.py" not in " ".join(cmd):  # the driver stops on the line above
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
     # Python does not name its threads for the OS: tell them apart by creation order (tid).
-    per_thread = {}
-    for rank, tid in enumerate(sorted(after, key=int)):
-        name, run_ns, slices = after[tid]
-        _, run0, slices0 = before.get(tid, (name, 0, 0))
-        per_thread[f"{name}#{rank}"] = ((run_ns - run0) / 1e9 / elapsed, (slices - slices0) / elapsed)
-    return per_thread
+    return profile(before, after, elapsed).threads
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--keepalive-ms", type=int)
     parser.add_argument("--server", choices=("pulseaudio", "pipewire"), default="pulseaudio")
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--alone", action="store_true",
+                        help="no other client on the microphone sets its pace (see benchmarks.peers.mic)")
+    parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=2, help="runs per variant, interleaved (median)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     results: dict[str, list[dict[str, tuple[float, float]]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp, BenchMicrophone(args.keepalive_ms, args.server) as mic:
+    microphone = BenchMicrophone(args.keepalive_ms, args.server, alone=args.alone, reference=False)
+    with tempfile.TemporaryDirectory() as tmp, microphone as mic:
         for _ in range(args.repeat):
             for variant in args.variants:
                 out = Path(tmp) / variant.replace(":", "-")
                 results[variant].append(measure(command(variant, out), mic.env, 2.0, args.seconds))
-    keepalive = f", keep-alive {args.keepalive_ms or 20} ms" if args.server == "pulseaudio" else ""
+    keepalive = "" if args.server == "pipewire" else f", keep-alive {args.keepalive_ms or 20} ms"
+    keepalive = ", alone" if args.alone else keepalive
     print(f"{args.server}{keepalive}; median of {args.repeat} runs of {args.seconds:g} s")
     for variant, runs in results.items():
         total = statistics.median(sum(c for c, _ in run.values()) for run in runs)

@@ -1,9 +1,12 @@
 """The benchmark's known signal, and what a recording of it says about the recorder.
 
-The virtual microphone hears one continuous sine of :data:`TONE_HZ` for the whole run. A
-recorder that drops or repeats audio breaks that sine's phase (or its envelope), so dropouts
-show up without any reference timing: demodulate at the tone's frequency in 10 ms windows and
-look for windows whose amplitude or phase step is off.
+The virtual microphone hears one continuous sine of :data:`TONE_HZ` for the whole run, with a
+quiet white noise under it (:func:`feed_period`). A recorder that drops or repeats audio breaks
+that sine's phase (or its envelope), so dropouts show up without any reference timing:
+demodulate at the tone's frequency in 10 ms windows and look for windows whose amplitude or
+phase step is off. The noise never repeats within :data:`FEED_PERIOD_S`, so a piece of a
+recording can be found in an independent capture of the microphone by cross-correlation
+(``reference.py``): that is how the end of a take is placed in time.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ import numpy.typing as npt
 TONE_HZ = 1000.0
 #: -6 dBFS peak.
 TONE_AMPLITUDE = 0.5
+#: The noise under the tone: -30 dBFS RMS, 24 dB under the tone's power, loud enough that the
+#: lossy encoders at 128 kb/s keep it between 2 and 12 kHz (where the tail is located).
+NOISE_RMS = 10 ** (-30 / 20)
+#: The feed's loop: 7 s, longer than twice any search window for a take's end.
+FEED_PERIOD_S = 7
 _WINDOW_S = 0.010
 #: Edges are left out: codec priming and the last partial frame are not dropouts.
 _EDGE_S = 0.060
@@ -28,6 +36,14 @@ def tone_period(rate: int, channels: int) -> bytes:
     """One second of the tone as raw s16le: a whole number of periods, so it loops seamlessly."""
     t = np.arange(rate) / rate
     mono = np.round(TONE_AMPLITUDE * 32767 * np.sin(2 * np.pi * TONE_HZ * t)).astype("<i2")
+    return np.repeat(mono.reshape(-1, 1), channels, axis=1).tobytes()
+
+
+def feed_period(rate: int, channels: int, seconds: int = FEED_PERIOD_S) -> bytes:
+    """``seconds`` of the tone plus seeded noise as raw s16le, looping seamlessly in the tone."""
+    tone = np.frombuffer(tone_period(rate, 1), dtype="<i2").astype(np.float64)
+    noise = np.random.default_rng(19).normal(0.0, NOISE_RMS * 32767, rate * seconds)
+    mono = np.clip(np.round(np.tile(tone, seconds) + noise), -32768, 32767).astype("<i2")
     return np.repeat(mono.reshape(-1, 1), channels, axis=1).tobytes()
 
 

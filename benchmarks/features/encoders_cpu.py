@@ -15,8 +15,8 @@ Two measurements per encoder:
 
 ::
 
-    .venv/bin/python benchmarks/encoders_cpu.py                 # 3 runs of 8 s each
-    .venv/bin/python benchmarks/encoders_cpu.py --runs 1 --seconds 4 --encoders opus,aacLc
+    .venv/bin/python -m benchmarks encoders-cpu                 # 3 runs of 8 s each
+    .venv/bin/python -m benchmarks encoders-cpu --runs 1 --seconds 4 --encoders opus,aacLc
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from bench_mic import BenchMicrophone
 
+from benchmarks.peers.mic import BenchMicrophone
 from micrec import AudioEncoder, encoders
 
 LOSSY = ("aacLc", "aacHe", "aacEld", "opus", "amrNb", "amrWb")

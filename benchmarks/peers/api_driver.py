@@ -4,7 +4,12 @@ It warms up (imports, one short take), then records one take through ``AudioReco
 talks to the harness in JSON lines: ``started`` after ``start_recording()`` returned, then it
 waits for ``stop`` on stdin, stops, and reports ``stopped`` with its own timings::
 
-    python benchmarks/bench_api.py take.flac --encoder flac --rate 44100 --channels 2
+    python benchmarks/peers/api_driver.py take.flac --encoder flac --rate 44100 --channels 2
+    python benchmarks/peers/api_driver.py take.flac --encoder flac --poll-levels 0.05   # a watched take
+
+A plain take is what a script or a Flet app does: start, wait, stop, nothing read meanwhile.
+With ``--poll-levels`` the main thread calls ``get_amplitude()`` that often while it waits, as a
+level meter would.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 import time
 from pathlib import Path
@@ -63,6 +69,16 @@ def _say(**message: Any) -> None:
     print(json.dumps(message), flush=True)
 
 
+def _wait_for_stop(rec: AudioRecorder, poll_s: float | None) -> None:
+    """Block until the harness writes a line on stdin, reading the level every ``poll_s`` if given."""
+    if poll_s is None:
+        sys.stdin.readline()
+        return
+    while not select.select([sys.stdin], [], [], poll_s)[0]:
+        rec.get_amplitude()
+    sys.stdin.readline()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("output", type=Path)
@@ -70,6 +86,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--channels", type=int, default=2)
     parser.add_argument("--block-ms", type=int, help="what-if: override micrec.session.BLOCK_MS")
+    parser.add_argument("--poll-levels", type=float, metavar="SECONDS",
+                        help="call get_amplitude() this often while waiting for the stop")
     args = parser.parse_args()
     if args.block_ms:
         import micrec.session
@@ -88,13 +106,14 @@ def main() -> int:
     called = time.monotonic()
     rec.start_recording(args.output)
     _say(event="started", called=called, returned=time.monotonic())
-    sys.stdin.readline()
+    _wait_for_stop(rec, args.poll_levels)
     stop_called = time.monotonic()
     rec.stop_recording()
     stopped = time.monotonic()
     first = clock.first_block_at
     _say(event="stopped", first_block_s=None if first is None else first - called,
-         stop_s=stopped - stop_called, cpu_s=time.process_time() - cpu, overflows=rec.overflows)
+         stop_called=stop_called, stop_s=stopped - stop_called, cpu_s=time.process_time() - cpu,
+         overflows=rec.overflows)
     return 0
 
 

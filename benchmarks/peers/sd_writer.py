@@ -4,7 +4,7 @@ The usual pattern (as in python-sounddevice's "record until Ctrl-C" example): an
 whose callback puts copies of its blocks on a queue, and a main loop that writes them with
 soundfile until KeyboardInterrupt. Nothing micrec-specific; run::
 
-    python benchmarks/sd_writer.py take.flac --rate 44100 --channels 2
+    python benchmarks/peers/sd_writer.py take.flac --rate 44100 --channels 2
 """
 
 from __future__ import annotations

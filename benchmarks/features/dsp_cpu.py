@@ -13,7 +13,7 @@ Two ways, each at 16 kHz mono and 48 kHz stereo, for every flag alone and all th
 
 Usage::
 
-    python benchmarks/dsp_cpu.py [--live] [--seconds 20] [--repeat 3]
+    python -m benchmarks dsp-cpu [--live] [--seconds 20] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -155,13 +155,13 @@ def live_run(rate: int, channels: int, flags: dict[str, Any], seconds: float, wo
     return used / seconds
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--live", action="store_true", help="real time on a private PulseAudio server")
     parser.add_argument("--seconds", type=float, default=None, help="audio per run (default 30 offline, 10 live)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per row, median reported")
     parser.add_argument("--only", nargs="+", choices=list(FLAGS), default=list(FLAGS), help="rows to measure")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     seconds = args.seconds or (10.0 if args.live else 30.0)
     with tempfile.TemporaryDirectory(prefix="micrec-dsp-cpu-") as tmp:
         workdir = Path(tmp)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/segment_joins.py [--seconds 6] [--segment 1]
+    .venv/bin/python -m benchmarks segments [--seconds 6] [--segment 1]
 
 Records one 440 Hz tone (-10 dBFS, 48 kHz mono, through the deterministic test backend) twice:
 as one file and with ``segment_seconds``. Every file is decoded with the ffmpeg binary. For

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/vad_eval.py [--takes 8] [--json results-vad.json]
+    .venv/bin/python -m benchmarks vad [--takes 8] [--json docs/vad-results.json]
 
 Every take is a few espeak-ng phrases separated by random pauses shorter than the silence
 limit S, then 4 s of silence, at 48 kHz (so the 48 → 16 kHz resampling micrec does is part of

@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_signal import tone_period
-from bench_tools import EXTENSION
 
 from micrec import AudioRecorder, FeatureUnavailableError
 from micrec.backends import TestBackend
+
+from .tone import tone_period
+from .tools import EXTENSION
 
 _TIMEOUT_S = 120.0
 

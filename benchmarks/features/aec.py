@@ -3,8 +3,8 @@
 Runs the real-server echo test (tests/test_dsp.py, 48 kHz stereo and 16 kHz mono) ``--runs``
 times, one pytest session each, collects the ERLE every take printed, and reports them::
 
-    python benchmarks/echo_erle.py --runs 20                 # normal load
-    python benchmarks/echo_erle.py --runs 20 --busy 4        # four busy-looping processes
+    python -m benchmarks aec --runs 20                 # normal load
+    python -m benchmarks aec --runs 20 --busy 4        # four busy-looping processes
 
 A measuring tool for docs/dsp.md, not a test: the test itself asserts ERLE >= 20 dB per take.
 """
@@ -18,15 +18,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEST = "tests/test_dsp.py::test_cancel_echo_removes_the_far_end_and_keeps_the_near_end"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20, help="takes per parameter set")
     parser.add_argument("--busy", type=int, default=0, help="busy-looping processes to run meanwhile")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     values: list[float] = []
     failed: list[str] = []

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bench_signal import SignalReport, analyse
+
+from .tone import SignalReport, analyse
 
 _TIMEOUT = 60
 _SNDFILE_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
@@ -136,6 +137,17 @@ def _ffmpeg_decode(path: Path, channels: int) -> tuple[np.ndarray | None, bool]:
     data = np.frombuffer(result.stdout, dtype="<i2")
     samples = data[: len(data) // channels * channels].reshape(-1, channels)
     return samples, result.returncode == 0 and len(samples) > 0
+
+
+def decode_mono(path: Path, rate: int) -> np.ndarray | None:
+    """What ffmpeg reads from ``path``, mixed to mono at ``rate``, as floats in [-1, 1); None if nothing."""
+    try:
+        result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-ac", "1", "-ar", str(rate),
+                                 "-f", "s16le", "-"], capture_output=True, timeout=_TIMEOUT)
+    except (subprocess.SubprocessError, OSError):
+        return None
+    mono = np.frombuffer(result.stdout[: len(result.stdout) // 2 * 2], dtype="<i2").astype(np.float64) / 32768
+    return mono if len(mono) else None
 
 
 def _sndfile_reads(path: Path) -> bool | None:

@@ -11,8 +11,8 @@ taken in, which must keep up with what the clients sent (socket buffers would ot
 server that falls behind until the end). A client that cannot keep its own schedule fails the
 step too. N doubles, then bisects between the last good and first bad.
 
-    .venv/bin/python benchmarks/web_load.py                       # WAV and Opus, 10 s steps
-    .venv/bin/python benchmarks/web_load.py --encoders wav --seconds 5 --max-clients 64
+    .venv/bin/python -m benchmarks web-load                       # WAV and Opus, 10 s steps
+    .venv/bin/python -m benchmarks web-load --encoders wav --seconds 5 --max-clients 64
 
 Bounded: at most ``--max-clients`` clients per step and ``--budget`` seconds in all.
 """

@@ -14,12 +14,27 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import psutil
 
 _POLL_S = 0.002
+#: (pid, tid) -> (process name, run time ns, times scheduled in), from /proc/PID/task/TID/schedstat.
+Schedstat = dict[tuple[int, int], tuple[str, int, int]]
+
+
+def process_schedstat(pid: int) -> Schedstat:
+    """Every thread of one process (nothing if it is gone)."""
+    found = {}
+    with contextlib.suppress(OSError):
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                run_ns, _, slices = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:3]
+                found[(pid, int(tid))] = (name, int(run_ns), int(slices))
+    return found
 
 
 class ProcessTree:
@@ -72,13 +87,14 @@ class ProcessTree:
 
     def runtime_ns(self) -> int:
         """CPU time of every live thread of the tree so far, in nanoseconds."""
-        total = 0
+        return sum(run_ns for _, run_ns, _ in self.schedstat().values())
+
+    def schedstat(self) -> Schedstat:
+        """Every live thread of the tree: (pid, tid) -> (process name, run time ns, times scheduled)."""
+        found: Schedstat = {}
         for pid in self.live_pids():
-            with contextlib.suppress(OSError):
-                for tid in os.listdir(f"/proc/{pid}/task"):
-                    with contextlib.suppress(OSError, ValueError, IndexError):
-                        total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
-        return total
+            found.update(process_schedstat(pid))
+        return found
 
     def note_peak_rss(self) -> None:
         """Add up every live process's peak RSS (VmHWM) now; :attr:`peak_rss_mb` keeps the highest.
@@ -140,3 +156,24 @@ class ProcessTree:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """CPU and wake-ups of a process tree over a window, in total and thread by thread."""
+
+    cpu: float  # CPU seconds per second
+    wakeups: float  # times a thread was scheduled in, per second
+    threads: dict[str, tuple[float, float]]  # "process#n" (n-th thread by tid) -> (CPU s/s, wake-ups/s)
+
+
+def profile(before: Schedstat, after: Schedstat, seconds: float) -> Profile:
+    """What the threads seen at the window's end did since its start (threads born meanwhile from 0)."""
+    threads: dict[str, tuple[float, float]] = {}
+    ranks: dict[int, int] = {}
+    for pid, tid in sorted(after):
+        name, run_ns, slices = after[(pid, tid)]
+        _, run0, slices0 = before.get((pid, tid), (name, 0, 0))
+        rank = ranks[pid] = ranks.get(pid, -1) + 1
+        threads[f"{name}#{rank}"] = ((run_ns - run0) / 1e9 / seconds, (slices - slices0) / seconds)
+    return Profile(sum(c for c, _ in threads.values()), sum(w for _, w in threads.values()), threads)

@@ -49,7 +49,7 @@ class Tool:
     encoders: tuple[str, ...]
     build: Callable[[str, Config, Path], Commands]
     binaries: tuple[str, ...] = ()
-    api: bool = False  # driven through bench_api's JSON protocol
+    api: bool = False  # driven through api_driver's JSON protocol
     micrec: bool = False
 
     def missing(self) -> str | None:
@@ -96,25 +96,39 @@ def _sd_script(encoder: str, cfg: Config, out: Path) -> Commands:
              "--channels", str(cfg.channels)]]
 
 
-def _micrec_cli(encoder: str, cfg: Config, out: Path) -> Commands:
+def _micrec_cli(encoder: str, cfg: Config, out: Path, *flags: str) -> Commands:
     return [[str(Path(sys.executable).with_name("micrec")), "record", str(out), "--encoder", encoder,
-             "--rate", str(cfg.rate), "--channels", str(cfg.channels), "--quiet"]]
+             "--rate", str(cfg.rate), "--channels", str(cfg.channels), *flags]]
 
 
-def _micrec_api(encoder: str, cfg: Config, out: Path) -> Commands:
-    return [[sys.executable, str(HERE / "bench_api.py"), str(out), "--encoder", encoder,
-             "--rate", str(cfg.rate), "--channels", str(cfg.channels)]]
+def _micrec_quiet(encoder: str, cfg: Config, out: Path) -> Commands:
+    return _micrec_cli(encoder, cfg, out, "--quiet")
 
 
+def _micrec_api(encoder: str, cfg: Config, out: Path, *flags: str) -> Commands:
+    return [[sys.executable, str(HERE / "api_driver.py"), str(out), "--encoder", encoder,
+             "--rate", str(cfg.rate), "--channels", str(cfg.channels), *flags]]
+
+
+def _micrec_api_levels(encoder: str, cfg: Config, out: Path) -> Commands:
+    return _micrec_api(encoder, cfg, out, "--poll-levels", "0.05")
+
+
+#: micrec's rows are its modes as users run them: first the defaults (the CLI draws its meter; a
+#: script's take watches nothing), then the flags and the watched API take in rows of their own.
 TOOLS = (
     Tool("record", "A. parecord | ffmpeg (record)", ENCODERS, _record_pipeline, ("parecord", "ffmpeg")),
     Tool("ffmpeg", "B. ffmpeg -f pulse", ENCODERS, _ffmpeg_pulse, ("ffmpeg",)),
     Tool("sox", "C. sox -t pulseaudio", (WAV, FLAC), _sox, ("sox",)),
     Tool("arecord", "C. arecord -D pulse", (WAV,), _arecord, ("arecord",)),
     Tool("sd", "D. sounddevice+soundfile script", (WAV, FLAC, OPUS), _sd_script),
-    Tool("micrec-cli", "E. micrec record (CLI)", ENCODERS, _micrec_cli, micrec=True),
-    Tool("micrec-api", "E. micrec API", ENCODERS, _micrec_api, api=True, micrec=True),
+    Tool("micrec-cli", "E. micrec record (CLI, meter)", ENCODERS, _micrec_cli, micrec=True),
+    Tool("micrec-api", "F. micrec API, plain take", ENCODERS, _micrec_api, api=True, micrec=True),
+    Tool("micrec-quiet", "G. micrec record --quiet", ENCODERS, _micrec_quiet, micrec=True),
+    Tool("micrec-levels", "H. micrec API, levels polled", ENCODERS, _micrec_api_levels, api=True, micrec=True),
 )
+#: The rows the targets need; the other peers and modes run with ``--full`` (or ``--tools``).
+TARGET_TOOLS = ("record", "arecord", "micrec-cli", "micrec-api", "micrec-quiet")
 
 
 def micrec_unsupported(encoder: str) -> str | None:
