@@ -466,7 +466,7 @@ class Witness:
 
 
 def locate(haystack: npt.ArrayLike, piece: npt.ArrayLike, what: str = "a piece", min_correlation: float = 0.6) -> int:
-    """Where ``piece`` starts in ``haystack``, found by cross-correlation and checked by its strength.
+    """Where ``piece`` starts in ``haystack``, found by normalized cross-correlation; fails if it is not there.
 
     A lossy or resampled copy of noise still correlates at 0.8 or more where it belongs; less
     than ``min_correlation`` means the piece is not there (or is not noise), and a position
@@ -474,12 +474,9 @@ def locate(haystack: npt.ArrayLike, piece: npt.ArrayLike, what: str = "a piece",
     """
     hay = np.asarray(haystack, dtype=np.float64).ravel()
     needle = np.asarray(piece, dtype=np.float64).ravel()
-    at = find_offset(hay, needle)
-    found = hay[at:at + len(needle)]
-    if len(found) < len(needle):
-        raise AssertionError(f"{what} is not in the recording (it would run past its end)")
-    norm = float(np.linalg.norm(found) * np.linalg.norm(needle))
-    strength = float(found @ needle) / norm if norm else 0.0
+    if len(hay) < len(needle):
+        raise AssertionError(f"{what} is not in the recording (it holds only {len(hay)} samples)")
+    at, strength = _best_match(hay, needle)
     if strength < min_correlation:
         raise AssertionError(f"{what} is not in the recording (best correlation {strength:.2f} at {at})")
     return at
