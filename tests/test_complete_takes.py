@@ -266,7 +266,7 @@ def test_a_take_holds_the_audio_from_start_to_stop(vmic: VirtualMicrophone, tmp_
     takes = [Take(f"{loop}/{observer}/{label}", tmp_path / f"take{i}{suffixes[label]}")
              for i, label in enumerate(configs)]
     with Witness(vmic) as witness:
-        feed = play(vmic, witness, noise_then_tone(3.0, 3.0, seed=41))
+        feed = play(vmic, witness, noise_then_tone(2.5, 3.0, seed=41))
         for i, (take, (label, rec)) in enumerate(zip(takes, recs.items(), strict=True)):
             witness.wait_for_index(feed.start_in_witness + int((0.2 + 0.3 * max(0, i - 1)) * RATE))
             duration = 2.0 if "duration" in label else None
@@ -324,7 +324,7 @@ def test_pause_keeps_what_came_before_it_and_seek_counts_it(vmic: VirtualMicroph
     position is inside the take only if the take holds its audio up to the pause.
     """
     rate = RATE
-    feed_a = noise_then_tone(2.5, 1.2, seed=43)
+    feed_a = noise_then_tone(2.0, 1.2, seed=43)
     after = noise(6.0, rate, seed=44)
     feed = Feed(np.concatenate([feed_a.samples, after]), feed_a.change)
     resumed_take, sought_take = (Take(f"{loop}/{kind}", tmp_path / f"{kind}.wav") for kind in ("pause", "seek"))
@@ -345,7 +345,7 @@ def test_pause_keeps_what_came_before_it_and_seek_counts_it(vmic: VirtualMicroph
             sought_take.fail(f"seek({position_ms:.0f}) {paused[1][0] - sought_take.started[1]:.3f} s after the "
                              f"start refused: {error}")
         resumed = [timed(rec.resume) for rec in recs]
-        witness.wait_for_index(witness.index_at(max(r[1] for r in resumed)) + rate)
+        witness.wait_for_index(witness.index_at(max(r[1] for r in resumed)) + int(0.6 * rate))
         for take, rec in zip((resumed_take, sought_take), recs, strict=True):
             take.stopped = timed(rec.stop_recording)
         witness.settle(time.monotonic())
@@ -592,54 +592,41 @@ def rss_kib(pid: int, field_name: str) -> int:
     raise AssertionError(f"no {field_name} for {pid}")
 
 
-MEMORY_TAKES = [(".wav", 40), (".flac", 40), (".ogg", 65), (".m4a", 65)]  # MiB of peak RSS at most
+#: (file, --quiet, MiB of peak RSS at most): the heavier lossless and lossy encoder, and both
+#: modes where the unwatched one grew (its packets wait longer in the server's pool).
+MEMORY_TAKES = [(".flac", False, 40), (".flac", True, 40), (".m4a", True, 65)]
 
 
 def test_a_cli_take_needs_no_more_memory_after_two_seconds(vmic: VirtualMicrophone, tmp_path: Path) -> None:
-    """``micrec record`` (44.1 kHz stereo), with its meter and --quiet: RSS at 2 s and 8 s within 1 MiB; peak in target.
+    """``micrec record`` (44.1 kHz stereo): RSS at 2 s and 7 s within 1 MiB; peak RSS within the target.
 
-    Eight takes at once, each timed from its own start (its file appearing).
+    One take at a time: takes recorded at once from one PulseAudio share its memory pool, and
+    each then maps more of it (eight at once grew 2 MiB each where one alone grew 0.1 MiB).
     """
     vmic.play_samples(noise(30.0, RATE, seed=49), RATE, mic="vmic_a")
-    runs = [(suffix, limit, quiet) for quiet in (False, True) for suffix, limit in MEMORY_TAKES]
-    paths = [tmp_path / f"memory{'-quiet' if quiet else ''}{suffix}" for suffix, _, quiet in runs]
-    procs = [subprocess.Popen([*MICREC, "record", str(p), *(["--quiet"] if quiet else [])], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=vmic.env)
-             for p, (_, _, quiet) in zip(paths, runs, strict=True)]
-    started: dict[int, float] = {}
-    early: dict[int, int] = {}
-    late: dict[int, int] = {}
-    peak: dict[int, int] = {}
-    try:
-        deadline = time.monotonic() + 60
-        while len(late) < len(procs):
-            assert time.monotonic() < deadline, "the takes did not run 8 s in a minute"
-            now = time.monotonic()
-            for i, (proc, path) in enumerate(zip(procs, paths, strict=True)):
-                assert proc.poll() is None, f"micrec record {path.name} ended early"
-                if i not in started and path.exists():
-                    started[i] = now
-                elif i in started and i not in early and now >= started[i] + 2.0:
-                    early[i] = rss_kib(proc.pid, "VmRSS")
-                elif i in early and i not in late and now >= started[i] + 8.0:
-                    late[i], peak[i] = rss_kib(proc.pid, "VmRSS"), rss_kib(proc.pid, "VmHWM")
-            time.sleep(0.01)
-        for proc in procs:
+    problems, notes = [], []
+    for suffix, quiet, limit in MEMORY_TAKES:
+        name = f"{suffix}{' --quiet' if quiet else ''}"
+        path = tmp_path / f"memory{'-quiet' if quiet else ''}{suffix}"
+        proc = subprocess.Popen([*MICREC, "record", str(path), *(["--quiet"] if quiet else [])],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                env=vmic.env)
+        try:
+            started = wait_for_files([path], [proc])
+            time.sleep(max(0.0, started + 2.0 - time.monotonic()))
+            early = rss_kib(proc.pid, "VmRSS")
+            time.sleep(max(0.0, started + 7.0 - time.monotonic()))
+            late, peak = rss_kib(proc.pid, "VmRSS"), rss_kib(proc.pid, "VmHWM")
             proc.send_signal(signal.SIGINT)
-        for proc in procs:
             proc.communicate(timeout=30)
-    finally:
-        for proc in procs:
+        finally:
             proc.kill()
             proc.wait(10)
-    problems, notes = [], []
-    for i, (suffix, limit, quiet) in enumerate(runs):
-        name = f"{suffix}{' --quiet' if quiet else ''}"
-        a, b, top = early[i], late[i], peak[i]
-        notes.append(f"{name}: RSS {a / 1024:.1f} MiB at 2 s, {b / 1024:.1f} MiB at 8 s, peak {top / 1024:.1f} MiB")
-        if b - a >= 1024:
-            problems.append(f"{name}: RSS grew {(b - a) / 1024:.1f} MiB from 2 s to 8 s ({a} -> {b} KiB)")
-        if top > limit * 1024:
-            problems.append(f"{name}: peak RSS {top / 1024:.1f} MiB, over {limit} MiB")
+        notes.append(f"{name}: RSS {early / 1024:.1f} MiB at 2 s, {late / 1024:.1f} MiB at 7 s, "
+                     f"peak {peak / 1024:.1f} MiB")
+        if late - early >= 1024:
+            problems.append(f"{name}: RSS grew {(late - early) / 1024:.1f} MiB from 2 s to 7 s ({early} -> {late} KiB)")
+        if peak > limit * 1024:
+            problems.append(f"{name}: peak RSS {peak / 1024:.1f} MiB, over {limit} MiB")
     print("\n".join(notes))
     assert not problems, "\n".join(problems + notes)
