@@ -239,6 +239,17 @@ def observed(kind: str, recs: list[AudioRecorder]) -> Iterator[None]:
             poller.join(5)
 
 
+@contextmanager
+def stopped_at_the_end(recs: list[AudioRecorder]) -> Iterator[None]:
+    """Stop whatever session a failed test left open (the next test records from the same microphone)."""
+    try:
+        yield
+    finally:
+        for rec in recs:
+            if rec.is_recording():
+                rec.stop_recording()
+
+
 def new_recorder(kind: str, loop: str, **config: Any) -> AudioRecorder:
     listener = (lambda block: None) if kind == "listener" else None
     return AudioRecorder(backend=backend_for(loop), on_audio=listener, **config)
@@ -252,7 +263,7 @@ def test_a_take_holds_the_audio_from_start_to_stop(vmic: VirtualMicrophone, tmp_
     """Four takes at once: a WAV ended by duration=2, WAV, FLAC (default 44.1 kHz stereo) and Opus.
 
     They start 0.3 s apart and stop together: what the server still holds at the stop depends
-    on where the stop falls in a take's blocks (1 s while nobody watches), so the three stops
+    on where the stop falls in a take's blocks (longer while nobody watches), so the three stops
     fall at three places in them.
     """
     configs = {
@@ -265,7 +276,7 @@ def test_a_take_holds_the_audio_from_start_to_stop(vmic: VirtualMicrophone, tmp_
     recs = {label: new_recorder(observer, loop, **config) for label, config in configs.items()}
     takes = [Take(f"{loop}/{observer}/{label}", tmp_path / f"take{i}{suffixes[label]}")
              for i, label in enumerate(configs)]
-    with Witness(vmic) as witness:
+    with Witness(vmic) as witness, stopped_at_the_end(list(recs.values())):
         feed = play(vmic, witness, noise_then_tone(2.5, 3.0, seed=41))
         for i, (take, (label, rec)) in enumerate(zip(takes, recs.items(), strict=True)):
             witness.wait_for_index(feed.start_in_witness + int((0.2 + 0.3 * max(0, i - 1)) * RATE))
@@ -329,7 +340,7 @@ def test_pause_keeps_what_came_before_it_and_seek_counts_it(vmic: VirtualMicroph
     feed = Feed(np.concatenate([feed_a.samples, after]), feed_a.change)
     resumed_take, sought_take = (Take(f"{loop}/{kind}", tmp_path / f"{kind}.wav") for kind in ("pause", "seek"))
     recs = [new_recorder("none", loop, audio_encoder="wav", sample_rate=rate, channels_num=1) for _ in range(2)]
-    with Witness(vmic) as witness:
+    with Witness(vmic) as witness, stopped_at_the_end(recs):
         play(vmic, witness, feed)
         witness.wait_for_index(feed.start_in_witness + rate // 5)
         for take, rec in zip((resumed_take, sought_take), recs, strict=True):
