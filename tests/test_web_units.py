@@ -17,7 +17,7 @@ from micrec.web.backend import SocketBackend
 from micrec.web.errors import LimitExceededError, ProtocolViolationError
 from micrec.web.protocol import Limits, close_reason, parse_command, parse_start, split_frame
 from micrec.web.security import TokenSigner, origin_allowed
-from micrec.web.takes import TakeStore
+from micrec.web.takes import DirectoryStore, Usage
 from test_web_helpers import WAIT
 
 
@@ -124,15 +124,19 @@ def test_socket_stream_drops_paused_frames_and_enforces_limits() -> None:
 def test_take_store_names_files_and_finds_only_its_own(tmp_path: Path) -> None:
     from micrec import AudioEncoder
 
-    store = TakeStore(tmp_path / "new")
-    path = store.new_path(AudioEncoder.FLAC)
+    store = DirectoryStore(tmp_path / "new")
+    path = store.new_take(AudioEncoder.FLAC, "alice")
     assert path.parent == store.directory and path.suffix == ".flac"
-    path.write_bytes(b"x")
+    path.write_bytes(b"x")  # as the recorder does: truncated in place, the owner stays
     (store.directory / "notes.txt").write_text("x")
-    assert [t.name for t in store.list()] == [path.name]
-    assert store.find(path.name) == path
+    assert [t.name for t in store.list("alice")] == [path.name]
+    assert store.list("bob") == []
+    found = store.open(path.name, "alice")
+    assert found is not None and found.path == path and b"".join(found.read()) == b"x"
+    assert store.open(path.name, "bob") is None
+    assert store.usage("alice") == Usage(1, 1, 1) and store.usage("bob") == Usage(0, 0, 1)
     for name in ("notes.txt", "../" + path.name, f"{path.name}/..", "", path.name.upper()):
-        assert store.find(name) is None
+        assert store.open(name, "alice") is None
 
 
 def test_micrec_serve_serves_the_page(tmp_path: Path) -> None:

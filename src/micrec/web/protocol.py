@@ -73,6 +73,11 @@ class Limits:
         Seconds a new connection has to send ``start``.
     idle_seconds : float
         Seconds of no audio while recording after which the client counts as gone.
+    max_visitor_takes, max_visitor_bytes : int, optional
+        Quotas of one visitor: takes and bytes kept in the store (None: no limit). A visitor
+        at a quota cannot start a take; a take that reaches the byte quota is ended and saved.
+    max_store_bytes : int, optional
+        Quota of the whole store, all visitors' takes together (None: no limit).
     """
 
     max_frame_bytes: int = 32768
@@ -85,6 +90,9 @@ class Limits:
     burst_seconds: float = 3.0
     start_timeout: float = 10.0
     idle_seconds: float = 30.0
+    max_visitor_takes: int | None = None
+    max_visitor_bytes: int | None = None
+    max_store_bytes: int | None = None
 
 
 @dataclass(frozen=True)
