@@ -61,7 +61,7 @@ SHUTDOWN_REASON = "the server is shutting down; the take was saved"
 #: Seconds one take may need to be finalized at shutdown before the server stops waiting for it.
 _SHUTDOWN_WAIT = 30.0
 #: Seconds between two looks at an open take's size against the byte quotas.
-QUOTA_CHECK_SECONDS = 1.0
+QUOTA_CHECK_SECONDS = 0.5
 DEFAULT_SETTINGS: dict[str, Any] = {"audio_encoder": "wav", "sample_rate": 48000, "channels_num": 1,
                                     "bit_rate": 128000, "auto_gain": False, "suppress_noise": False,
                                     "cancel_echo": False}
