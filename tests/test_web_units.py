@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from micrec.errors import InvalidConfigError
 from micrec.web.backend import SocketBackend
 from micrec.web.errors import LimitExceededError, ProtocolViolationError
 from micrec.web.protocol import Limits, close_reason, parse_command, parse_start, split_frame
@@ -180,3 +181,55 @@ def test_micrec_serve_refuses_an_unusable_directory(tmp_path: Path, capsys: pyte
     (tmp_path / "file").write_text("x")
     assert main(["serve", "--dir", str(tmp_path / "file" / "takes")]) == 1
     assert "cannot use" in capsys.readouterr().err
+
+
+def test_micrec_serve_hands_workers_the_environment_secret_store_and_quotas(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from micrec.cli import _build_parser
+    from micrec.web.cli import _environment
+
+    parser = _build_parser()
+    args = parser.parse_args(["serve", "--store", "s3://takes/voices", "--max-visitor-takes", "20",
+                              "--max-visitor-bytes", "200M", "--max-store-bytes", "1.5G"])
+    secret = "ab" * 32
+    monkeypatch.setenv("MICREC_WEB_SECRET", secret)
+    env = _environment(args)
+    assert env["MICREC_WEB_SECRET"] == secret  # every host and restart must share it
+    assert env["MICREC_WEB_STORE"] == "s3://takes/voices"
+    assert json.loads(env["MICREC_WEB_LIMITS"]) == {"max_visitor_takes": 20, "max_visitor_bytes": 200 << 20,
+                                                    "max_store_bytes": int(1.5 * (1 << 30))}
+    monkeypatch.delenv("MICREC_WEB_SECRET")
+    assert len(bytes.fromhex(_environment(args)["MICREC_WEB_SECRET"])) == 32  # random without it
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--max-visitor-bytes", "lots"])
+
+
+def test_app_from_env_reads_the_quotas_and_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from micrec.web.app import app_from_env
+    from micrec.web.takes import DirectoryStore
+
+    monkeypatch.setenv("MICREC_WEB_DIR", str(tmp_path))
+    monkeypatch.setenv("MICREC_WEB_LIMITS", '{"max_visitor_takes": 3}')
+    monkeypatch.setenv("MICREC_WEB_STORE", "")
+    server = app_from_env().state.micrec
+    assert server.config.limits.max_visitor_takes == 3 and isinstance(server.store, DirectoryStore)
+    monkeypatch.setenv("MICREC_WEB_STORE", "ftp://host/x")
+    with pytest.raises(InvalidConfigError, match="ftp://host/x"):
+        app_from_env()
+
+
+def test_visitor_cookie_is_signed_and_lasts_30_days() -> None:
+    from micrec.web.security import VisitorCookie
+
+    now = [1_000_000.0]
+    cookie = VisitorCookie(b"k" * 32, clock=lambda: now[0])
+    value = cookie.value("visitor1")
+    assert cookie.visitor(value) == "visitor1"
+    assert VisitorCookie(b"x" * 32).visitor(value) is None  # another secret
+    assert cookie.visitor("visitor2" + value[len("visitor1"):]) is None  # forged
+    assert VisitorCookie(b"k" * 32, clock=lambda: now[0] + 29 * 86400).visitor(value) == "visitor1"
+    assert VisitorCookie(b"k" * 32, clock=lambda: now[0] + 31 * 86400).visitor(value) is None
+    signer = TokenSigner(b"k" * 32)
+    assert signer.visitor(signer.issue("visitor1")) == ("visitor1", None)
+    assert cookie.visitor(signer.issue("visitor1")) is None  # a token is not a cookie (another salt)
