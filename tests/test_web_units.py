@@ -233,3 +233,25 @@ def test_visitor_cookie_is_signed_and_lasts_30_days() -> None:
     signer = TokenSigner(b"k" * 32)
     assert signer.visitor(signer.issue("visitor1")) == ("visitor1", None)
     assert cookie.visitor(signer.issue("visitor1")) is None  # a token is not a cookie (another salt)
+
+
+def test_directory_store_keeps_the_owner_in_a_sidecar_without_xattrs(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from micrec import AudioEncoder
+
+    def no_xattrs(*args: Any) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", no_xattrs)
+    monkeypatch.setattr(os, "getxattr", no_xattrs)
+    store = DirectoryStore(tmp_path)
+    path = store.new_take(AudioEncoder.WAV, "alice")
+    assert not path.exists()  # the recorder creates it; a refused take leaves nothing
+    path.write_bytes(b"RIFF")
+    store.opened(path)
+    assert (tmp_path / f".{path.name}.owner").read_text() == "alice"
+    store.finish(path)
+    assert [t.name for t in DirectoryStore(tmp_path).list("alice")] == [path.name]  # another process
+    assert DirectoryStore(tmp_path).list("bob") == []
