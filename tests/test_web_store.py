@@ -334,8 +334,6 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=1
 
 
 def start_server(s3: SeaweedS3, url: str, spool: Path, secret: str) -> tuple[subprocess.Popen[bytes], LiveServer]:
-    import httpx
-
     from test_web_shutdown import free_port
 
     port = free_port()
@@ -345,19 +343,19 @@ def start_server(s3: SeaweedS3, url: str, spool: Path, secret: str) -> tuple[sub
                             env={**environment_for(s3), "MICREC_WEB_SECRET": secret},
                             stdin=subprocess.DEVNULL)
     server = LiveServer(None, spool, port=port)
-    deadline = time.monotonic() + 3 * WAIT
-    while True:
+    wait_until_it_answers(proc, server)
+    return proc, server
+
+
+def wait_until_it_answers(proc: subprocess.Popen[Any], server: LiveServer) -> None:
+    deadline = time.monotonic() + 3 * WAIT  # a cold start on a loaded machine: imports, then uvicorn
+    while not _answers(server):
         assert proc.poll() is None, "the server exited"
-        try:
-            if httpx.get(server.origin + "/", timeout=1).status_code == 200:
-                return proc, server
-        except httpx.HTTPError:
-            pass
         assert time.monotonic() < deadline, "the server did not answer"
         time.sleep(0.1)
 
 
-def stop(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
+def stop(proc: subprocess.Popen[Any], signum: int = signal.SIGTERM) -> None:
     if proc.poll() is None:
         proc.send_signal(signum)
     try:
@@ -435,3 +433,43 @@ def test_two_servers_sharing_the_bucket_and_secret_serve_every_visitors_takes(s3
         finally:
             one.app.state.micrec.store.close()
             two.app.state.micrec.store.close()
+
+
+@needs_weed
+def test_micrec_serve_store_puts_takes_in_the_bucket_or_says_why_it_cannot(s3: SeaweedS3, tmp_path: Path) -> None:
+    from test_web_shutdown import free_port
+
+    bucket, secret = new_bucket(s3), secrets.token_hex(32)
+    env = {**environment_for(s3), "MICREC_WEB_SECRET": secret}
+    missing = subprocess.run([sys.executable, "-m", "micrec", "serve", "--store", "s3://no-such-bucket/x",
+                              "--dir", str(tmp_path / "never")], env=env, capture_output=True, text=True,
+                             timeout=3 * WAIT, stdin=subprocess.DEVNULL)
+    assert missing.returncode == 1 and "cannot use bucket 'no-such-bucket'" in missing.stderr
+    assert "AWS_ENDPOINT_URL" in missing.stderr and "Traceback" not in missing.stderr
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "micrec", "serve", "--port", str(port), "--dir",
+                             str(tmp_path / "spool"), "--store", f"s3://{bucket}/v", "--max-visitor-takes", "1"],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        server = LiveServer(None, tmp_path / "spool", port=port)
+        wait_until_it_answers(proc, server)
+        token = server.token()
+        name = record(server, token, 0.5).stop().summary["take"]
+        wait_for_object(s3, bucket, f"v/{visitor_of(token)}/{name}")
+        refused = Client(server, token=token).finish()  # --max-visitor-takes reached the worker
+        assert refused.code == 1008 and "quota: you have 1 takes" in refused.reason
+    finally:
+        stop(proc)
+    output = proc.communicate()[0]
+    assert "MICREC_WEB_SECRET is not set" not in output and "Traceback" not in output
+
+
+def _answers(server: LiveServer) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(server.origin + "/", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
