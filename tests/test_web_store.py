@@ -460,10 +460,21 @@ def test_micrec_serve_store_puts_takes_in_the_bucket_or_says_why_it_cannot(s3: S
         wait_for_object(s3, bucket, f"v/{visitor_of(token)}/{name}")
         refused = Client(server, token=token).finish()  # --max-visitor-takes reached the worker
         assert refused.code == 1008 and "quota: you have 1 takes" in refused.reason
+        # a take open when the server is stopped (SIGTERM) is saved into the bucket before it exits
+        other = server.token()
+        open_take = record(server, other, 1.0)
+        while not (open_take.messages[-1].get("duration_ms", 0) >= 1000):
+            open_take.receive()
     finally:
         stop(proc)
     output = proc.communicate()[0]
     assert "MICREC_WEB_SECRET is not set" not in output and "Traceback" not in output
+    saved = open_take.finish().summary
+    key = f"v/{visitor_of(other)}/{saved['take']}"
+    client: Any = s3.client()
+    assert client.head_object(Bucket=bucket, Key=key)["Metadata"]["owner"] == visitor_of(other)
+    path = download(s3, bucket, key, tmp_path / saved["take"])
+    assert ffprobe(path).duration == pytest.approx(saved["duration_ms"] / 1000, abs=0.001)
 
 
 def _answers(server: LiveServer) -> bool:

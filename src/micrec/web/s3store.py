@@ -154,16 +154,19 @@ class S3Store:
             with self._lock:
                 self._open.pop(path.name, None)
             return
-        try:
-            with take.lock:  # not while a copy of it is on its way
-                self._upload_final(path, take.owner)
-        except Exception as exc:  # noqa: BLE001 - the take stays pending; recovery completes it
-            log.error("micrec.web: uploading take %s to %s failed (%s); it stays pending and is recovered "
-                      "later", path.name, self.url, exc)
-            return
-        finally:
+        with take.lock:  # not while a copy of it is on its way
             with self._lock:
-                self._open.pop(path.name, None)
+                if self._open.get(path.name) is not take:  # finished meanwhile (close() and the route)
+                    return
+            try:
+                self._upload_final(path, take.owner)
+            except Exception as exc:  # noqa: BLE001 - the take stays pending; recovery completes it
+                log.error("micrec.web: uploading take %s to %s failed (%s); it stays pending and is recovered "
+                          "later", path.name, self.url, exc)
+                return
+            finally:
+                with self._lock:
+                    self._open.pop(path.name, None)
         self._delete_prefix(self._pending(take.owner, path.name))
         with contextlib.suppress(OSError):
             path.unlink()
@@ -321,10 +324,16 @@ class S3Store:
                                                        UploadId=upload["UploadId"])
 
     def close(self) -> None:
-        """Stop the copies and recovery (open takes are still uploaded by :meth:`finish`)."""
+        """Stop the copies and recovery, then upload the takes still open here (the app calls
+        this at shutdown, after its connections ended: an ASGI server may cancel a route's own
+        upload)."""
         self._stop.set()
         self._thread.join()
         self._pool.shutdown()
+        with self._lock:
+            left = [take.path for take in self._open.values()]
+        for path in left:
+            self.finish(path)
 
     # -- helpers ------------------------------------------------------------------------------
     def _upload_final(self, path: Path, owner: str) -> None:
