@@ -305,8 +305,10 @@ class _Server:
         watcher = None
         try:
             usage = await asyncio.to_thread(self.store.usage, visitor)
-            refusal = self._over_quota(usage)
+            # A shutdown that came meanwhile is told by run() (it waits for this take to end).
+            refusal = None if self.closing is not None else self._over_quota(usage)
             if refusal is not None:
+                self.connections.discard(take)
                 await take.refuse(*refusal)
                 return
             watcher = asyncio.ensure_future(self._watch_quota(take, paths, usage))
