@@ -484,3 +484,32 @@ def _answers(server: LiveServer) -> bool:
         return httpx.get(server.origin + "/", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@needs_weed
+def test_s3_usage_counts_a_visitors_finished_and_pending_takes(s3: SeaweedS3, tmp_path: Path) -> None:
+    from micrec import AudioEncoder
+    from micrec.web.s3store import S3Store
+    from micrec.web.takes import Usage
+
+    bucket = new_bucket(s3)
+    store = S3Store(f"s3://{bucket}/u", spool=tmp_path, sync_seconds=0.2)
+    try:
+        done = store.new_take(AudioEncoder.WAV, "alice")
+        done.write_bytes(b"a" * 1000)
+        store.finish(done)
+        pending = store.new_take(AudioEncoder.WAV, "alice")
+        pending.write_bytes(b"b" * 500)
+        deadline = time.monotonic() + WAIT
+        while store.usage("alice").bytes < 1500:  # the copy of the open take reached the bucket
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert store.usage("alice") == Usage(2, 1500, 1000)  # the total is the one listed first
+        assert store.usage("bob") == Usage(0, 0, 1000)
+    finally:
+        store.close()  # uploads the open take: its copies are replaced by the take
+    again = S3Store(f"s3://{bucket}/u", spool=tmp_path)
+    try:
+        assert again.usage("alice") == Usage(2, 1500, 1500)  # listed anew
+    finally:
+        again.close()

@@ -58,6 +58,8 @@ RECOVER_SECONDS = 30.0
 #: update while recording all lie within them (WAV/RF64 header, FLAC STREAMINFO).
 HEAD_BYTES = 8192
 _PENDING = ".pending/"
+#: Seconds the store's total bytes (for ``max_store_bytes``) are reused before it is listed again.
+TOTAL_SECONDS = 10.0
 _UPLOADERS = 8
 
 
@@ -123,6 +125,7 @@ class S3Store:
         self.client = client if client is not None else _client()
         self._check_bucket()
         self._open: dict[str, _Open] = {}
+        self._total = (0, -TOTAL_SECONDS - 1.0)  # (bytes, monotonic time listed)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(_UPLOADERS, thread_name_prefix="micrec-s3")
@@ -209,22 +212,32 @@ class S3Store:
             body.close()
 
     def usage(self, owner: str) -> Usage:
-        mine = total = 0
+        """The owner's takes (their two prefixes listed); the store's bytes, listed at most every
+        :data:`TOTAL_SECONDS` (a whole bucket is many requests)."""
         names: set[str] = set()
-        for obj in self._objects(self.prefix):
-            rest = obj["Key"][len(self.prefix):]
-            parts = rest.split("/")
-            if rest.startswith(_PENDING):
-                parts = parts[1:]
-                if parts[-1] == "head":
-                    continue
-            if len(parts) < 2 or not is_take_name(parts[1]):
-                continue
-            total += obj["Size"]
-            if parts[0] == owner:
-                mine += obj["Size"]
-                names.add(parts[1])
+        mine = 0
+        for prefix in (f"{self.prefix}{owner}/", f"{self.prefix}{_PENDING}{owner}/"):
+            for name, size in self._take_objects(prefix):
+                names.add(name)
+                mine += size
+        with self._lock:
+            total, when = self._total
+        if time.monotonic() - when > TOTAL_SECONDS:
+            total = sum(size for _, size in self._take_objects(self.prefix))
+            with self._lock:
+                self._total = (total, time.monotonic())
         return Usage(len(names), mine, total)
+
+    def _take_objects(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(take name, size) of each object under ``prefix`` that holds a take's bytes."""
+        for obj in self._objects(prefix):
+            parts = obj["Key"][len(self.prefix):].split("/")
+            if parts[0] + "/" == _PENDING:
+                parts = parts[1:]
+                if parts[-1] == "head":  # a copy of bytes the chunks hold
+                    continue
+            if len(parts) >= 2 and is_take_name(parts[1]):
+                yield parts[1], obj["Size"]
 
     # -- the background copies ----------------------------------------------------------------
     def _run(self) -> None:
