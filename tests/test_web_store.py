@@ -513,3 +513,32 @@ def test_s3_usage_counts_a_visitors_finished_and_pending_takes(s3: SeaweedS3, tm
         assert again.usage("alice") == Usage(2, 1500, 1500)  # listed anew
     finally:
         again.close()
+
+
+@needs_weed
+def test_recovery_prefers_this_hosts_own_file_when_the_final_upload_failed(s3: SeaweedS3, tmp_path: Path) -> None:
+    from micrec import AudioEncoder
+    from micrec.web.s3store import S3Store
+
+    bucket = new_bucket(s3)
+    store = S3Store(f"s3://{bucket}/r", spool=tmp_path, sync_seconds=0.2, stale_seconds=5, recover_seconds=3600)
+    try:
+        path = store.new_take(AudioEncoder.WAV, "alice")
+        path.write_bytes(b"a" * 3000)
+        deadline = time.monotonic() + WAIT
+        while store.usage("alice").bytes < 3000:  # copied
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        store._open.pop(path.name)  # as when the final upload failed: no longer copied, left pending
+        with open(path, "ab") as file:
+            file.write(b"b" * 500)  # written after the last copy
+        assert store.recover() == 0  # its pending objects are fresh: not a dead server's
+        old = time.time() - 60
+        os.utime(path, (old, old))
+        time.sleep(5.5)  # the pending objects' LastModified is the store's clock: let them age
+        assert store.recover() == 1
+    finally:
+        store.close()
+    client: Any = s3.client()
+    body = client.get_object(Bucket=bucket, Key=f"r/alice/{path.name}")["Body"].read()
+    assert body == b"a" * 3000 + b"b" * 500 and not path.exists()

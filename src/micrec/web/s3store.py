@@ -303,30 +303,43 @@ class S3Store:
         if self._exists(key):  # finished; only its clean-up was cut short
             self._delete_prefix(self._pending(owner, name))
             return False
-        chunks = sorted((obj["Key"] for obj in objects if obj["Key"].rsplit("/", 1)[-1].startswith("c-")),
-                        key=lambda k: int(k.rsplit("-", 1)[-1]))
+        spool = self.spool.directory / name
         with tempfile.TemporaryFile() as file:
-            for chunk in chunks:
-                offset = int(chunk.rsplit("-", 1)[-1])
-                if offset != file.tell():  # a copy is missing: keep what is contiguous
-                    log.warning("micrec.web: recovering take %s: bytes from %d on are missing", name, file.tell())
-                    break
-                file.write(self.client.get_object(Bucket=self.bucket, Key=chunk)["Body"].read())
-            size = file.tell()
-            head = self._get(self._pending(owner, name) + "head")
-            if head is not None and size:
-                file.seek(0)
-                file.write(head[:size])
-            file.seek(0)
-            self.client.upload_fileobj(file, self.bucket, key, ExtraArgs=_object_args(owner, name))
+            size = self._assemble(owner, name, objects, file)
+            if _stale_file(spool, self.stale_seconds, size):
+                # This host recorded it (a failed final upload, or a killed worker): its own file
+                # holds everything the copies hold, and up to the last flush more.
+                source: Any = open(spool, "rb")  # noqa: SIM115 - closed below
+                size = spool.stat().st_size
+            else:
+                source = file
+            with source:
+                source.seek(0)
+                self.client.upload_fileobj(source, self.bucket, key, ExtraArgs=_object_args(owner, name))
         log.warning("micrec.web: recovered take %s of %s (%d bytes) left pending by a server that stopped",
                     name, owner, size)
         self._delete_prefix(self._pending(owner, name))
-        spool = self.spool.directory / name
-        with contextlib.suppress(OSError):  # the dead server's spool file, if it was this host
-            if spool.stat().st_mtime < time.time() - self.stale_seconds:
+        if _stale_file(spool, self.stale_seconds, 0):
+            with contextlib.suppress(OSError):
                 spool.unlink()
         return True
+
+    def _assemble(self, owner: str, name: str, objects: builtins.list[dict[str, Any]], file: Any) -> int:
+        """Write a pending take's copies, the last head laid over them, into ``file``; its size."""
+        chunks = sorted((obj["Key"] for obj in objects if obj["Key"].rsplit("/", 1)[-1].startswith("c-")),
+                        key=lambda k: int(k.rsplit("-", 1)[-1]))
+        for chunk in chunks:
+            offset = int(chunk.rsplit("-", 1)[-1])
+            if offset != file.tell():  # a copy is missing: keep what is contiguous
+                log.warning("micrec.web: recovering take %s: bytes from %d on are missing", name, file.tell())
+                break
+            file.write(self.client.get_object(Bucket=self.bucket, Key=chunk)["Body"].read())
+        size = int(file.tell())
+        head = self._get(self._pending(owner, name) + "head")
+        if head is not None and size:
+            file.seek(0)
+            file.write(head[:size])
+        return size
 
     def _abort_stale_uploads(self, cutoff: float) -> None:
         paginator = self.client.get_paginator("list_multipart_uploads")
@@ -411,6 +424,15 @@ def _client() -> Any:
     # One connection per uploader thread and a few for the requests the routes make.
     return boto3.client("s3", config=Config(max_pool_connections=_UPLOADERS + 8,
                                             retries={"max_attempts": 3, "mode": "standard"}))
+
+
+def _stale_file(path: Path, stale_seconds: float, at_least: int) -> bool:
+    """Whether ``path`` is a file of ``at_least`` bytes that nobody wrote for ``stale_seconds``."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return stat.st_mtime < time.time() - stale_seconds and stat.st_size >= at_least
 
 
 def _object_args(owner: str, name: str) -> dict[str, Any]:
