@@ -92,7 +92,8 @@ def test_a_visitor_lists_and_fetches_only_their_own_takes(tmp_path: Path) -> Non
         cookie = alice.cookies.jar and next(iter(alice.cookies.jar))
         name = record(srv, token_a, 0.5).stop().summary["take"]
         set_cookie = alice.get(srv.origin + "/").headers["set-cookie"].lower()
-        assert "httponly" in set_cookie and "samesite=lax" in set_cookie and "max-age=2592000" in set_cookie
+        for attribute in ("httponly", "samesite=lax", "max-age=2592000", "path=/"):
+            assert attribute in set_cookie, set_cookie
         assert cookie.name == "micrec_visitor" and cookie.value.split(".")[0] == visitor_of(token_a)
 
         # the owner's view: by the cookie alone, and by a token from a later page load

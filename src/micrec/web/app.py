@@ -238,12 +238,13 @@ class _Server:
                                                                   self.config.limits.max_take_seconds}}
         blob = json.dumps(page_config).replace("<", "\\u003c")
         # The page's URLs are relative to its base, so the app works mounted under a prefix.
-        base = html.escape(request.scope.get("root_path", "").rstrip("/") + "/")
+        root = request.scope.get("root_path", "").rstrip("/") + "/"
+        base = html.escape(root)
         response = HTMLResponse(self._page.replace(_CONFIG_SLOT, blob).replace(_BASE_SLOT, base),
                                 headers={"Cache-Control": "no-store", "Content-Security-Policy": _CSP,
                                          "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
         # Issued afresh at every page load: a visitor who comes back within 30 days stays the same.
-        response.set_cookie(COOKIE_NAME, self.cookies.value(visitor), max_age=int(self.cookies.ttl), path=base,
+        response.set_cookie(COOKIE_NAME, self.cookies.value(visitor), max_age=int(self.cookies.ttl), path=root,
                             httponly=True, samesite="lax", secure=request.url.scheme == "https")
         return response
 
@@ -495,10 +496,12 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def _size(count: int) -> str:
     """Bytes for people: 1.5 MiB."""
-    value = float(count)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+    if count < 1024:
+        return f"{count} bytes"
+    value = count / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
 
