@@ -133,8 +133,9 @@ def test_quotas_refuse_a_take_or_end_it_saved_with_a_clear_reason(tmp_path: Path
         assert ended.code == 1008 and "quota: your takes hold" in ended.reason and "limit 93.8 KiB" in ended.reason
         path = srv.directory / ended.summary["take"]
         kept = ffprobe(path).duration
-        # 0.5 s + this one reach 3 s; checked every 0.5 s, flushed every 0.5 s
-        assert 2.0 <= kept <= 3.5, kept
+        # 0.5 s + this one reach 3 s; checked every 0.5 s, flushed every 0.5 s (a busy machine may
+        # check later): cut near the quota, not after the 6 s fed
+        assert 2.0 <= kept <= 4.5, kept
         assert dominant_frequency(ffmpeg_decode(path), RATE) == pytest.approx(440, abs=3)
         # at the quota: no new take, with the reason
         refused = Client(srv, token=alice).finish()
@@ -589,7 +590,10 @@ def test_a_store_outage_mid_take_or_at_its_end_loses_nothing(tmp_path: Path) -> 
                 take = record(srv, token, 2.0, feed[: 2 * RATE])
                 weed.kill()
                 second = take.stop().summary["take"]
-                srv.wait_for_stopped(second)
+                deadline = time.monotonic() + 3 * WAIT
+                while second in store._open:  # until its upload was tried (and failed, retries included)
+                    assert time.monotonic() < deadline, "the upload was never tried"
+                    time.sleep(0.1)
                 weed.start()
                 old = time.time() - 60
                 os.utime(tmp_path / "spool" / second, (old, old))
