@@ -91,7 +91,7 @@ def test_serve_saves_every_open_take_on_a_stop_signal(tmp_path: Path, signals: t
             proc.kill()
             proc.wait()
     assert proc.returncode == returncode, output
-    assert "Traceback" not in output and "saving 4 open take(s)" in output, output
+    assert "Traceback" not in output and "saving 4 open take(s)" in output
 
     refused = waiting.finish()
     assert (refused.code, refused.reason) == (1001, SHUTDOWN_REASON)
