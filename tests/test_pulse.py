@@ -155,7 +155,9 @@ def test_seek_punch_in(vmic: VirtualMicrophone, tmp_path: Path) -> None:
         wait_until(lambda rec=rec: rec.duration_ms >= 1000)
         rec.stop_recording()
         data = decode(path, 48000, 1)[:, 0]
-        assert 0.95 < len(data) / 48000 < 1.2
+        # duration_ms follows the written audio, which lags the capture by a block and the
+        # server's fragment (on PipeWire up to ~0.25 s); the stop keeps what was captured up to it.
+        assert 0.95 < len(data) / 48000 < 1.4
         if before is not None:
             assert np.array_equal(data[:24000], before[:24000])  # kept up to the cut, bit-exact
             assert not np.array_equal(data[24000:24480], before[24000:24480])  # recorded over

@@ -131,6 +131,7 @@ class Client:
         from websockets.sync.client import connect
 
         token = server.token() if token is None else token
+        self.token = token  # names the visitor the take belongs to
         # Entered at once: the connection lives as long as the test's client object.
         self.ws = connect(f"{url or server.ws_url}?token={token}", origin=origin or server.origin,  # type: ignore[arg-type]
                           open_timeout=WAIT, close_timeout=WAIT, max_size=1 << 20, proxy=None).__enter__()

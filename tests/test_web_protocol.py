@@ -371,7 +371,7 @@ def test_takes_are_listed_and_served_only_by_name_and_token(server: LiveServer) 
 
     client = _take_then(server, 0.3)
     name = client.stop().summary["take"]
-    token = server.token()
+    token = client.token  # the visitor who recorded it (another one sees nothing: test_web_store.py)
     listing = httpx.get(f"{server.origin}/api/takes", params={"token": token}, timeout=WAIT).json()
     assert name in [t["name"] for t in listing]
     served = httpx.get(f"{server.origin}/takes/{name}", params={"token": token, "download": "1"},

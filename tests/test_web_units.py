@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from micrec.errors import InvalidConfigError
 from micrec.web.backend import SocketBackend
 from micrec.web.errors import LimitExceededError, ProtocolViolationError
 from micrec.web.protocol import Limits, close_reason, parse_command, parse_start, split_frame
 from micrec.web.security import TokenSigner, origin_allowed
-from micrec.web.takes import TakeStore
+from micrec.web.takes import DirectoryStore, Usage
 from test_web_helpers import WAIT
 
 
@@ -124,15 +125,19 @@ def test_socket_stream_drops_paused_frames_and_enforces_limits() -> None:
 def test_take_store_names_files_and_finds_only_its_own(tmp_path: Path) -> None:
     from micrec import AudioEncoder
 
-    store = TakeStore(tmp_path / "new")
-    path = store.new_path(AudioEncoder.FLAC)
+    store = DirectoryStore(tmp_path / "new")
+    path = store.new_take(AudioEncoder.FLAC, "alice")
     assert path.parent == store.directory and path.suffix == ".flac"
-    path.write_bytes(b"x")
+    path.write_bytes(b"x")  # as the recorder does: truncated in place, the owner stays
     (store.directory / "notes.txt").write_text("x")
-    assert [t.name for t in store.list()] == [path.name]
-    assert store.find(path.name) == path
+    assert [t.name for t in store.list("alice")] == [path.name]
+    assert store.list("bob") == []
+    found = store.open(path.name, "alice")
+    assert found is not None and found.path == path and b"".join(found.read()) == b"x"
+    assert store.open(path.name, "bob") is None
+    assert store.usage("alice") == Usage(1, 1, 1) and store.usage("bob") == Usage(0, 0, 1)
     for name in ("notes.txt", "../" + path.name, f"{path.name}/..", "", path.name.upper()):
-        assert store.find(name) is None
+        assert store.open(name, "alice") is None
 
 
 def test_micrec_serve_serves_the_page(tmp_path: Path) -> None:
@@ -176,3 +181,77 @@ def test_micrec_serve_refuses_an_unusable_directory(tmp_path: Path, capsys: pyte
     (tmp_path / "file").write_text("x")
     assert main(["serve", "--dir", str(tmp_path / "file" / "takes")]) == 1
     assert "cannot use" in capsys.readouterr().err
+
+
+def test_micrec_serve_hands_workers_the_environment_secret_store_and_quotas(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from micrec.cli import _build_parser
+    from micrec.web.cli import _environment
+
+    parser = _build_parser()
+    args = parser.parse_args(["serve", "--store", "s3://takes/voices", "--max-visitor-takes", "20",
+                              "--max-visitor-bytes", "200M", "--max-store-bytes", "1.5G"])
+    secret = "ab" * 32
+    monkeypatch.setenv("MICREC_WEB_SECRET", secret)
+    env = _environment(args)
+    assert env["MICREC_WEB_SECRET"] == secret  # every host and restart must share it
+    assert env["MICREC_WEB_STORE"] == "s3://takes/voices"
+    assert json.loads(env["MICREC_WEB_LIMITS"]) == {"max_visitor_takes": 20, "max_visitor_bytes": 200 << 20,
+                                                    "max_store_bytes": int(1.5 * (1 << 30))}
+    monkeypatch.delenv("MICREC_WEB_SECRET")
+    assert len(bytes.fromhex(_environment(args)["MICREC_WEB_SECRET"])) == 32  # random without it
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--max-visitor-bytes", "lots"])
+
+
+def test_app_from_env_reads_the_quotas_and_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from micrec.web.app import app_from_env
+    from micrec.web.takes import DirectoryStore
+
+    monkeypatch.setenv("MICREC_WEB_DIR", str(tmp_path))
+    monkeypatch.setenv("MICREC_WEB_LIMITS", '{"max_visitor_takes": 3}')
+    monkeypatch.setenv("MICREC_WEB_STORE", "")
+    server = app_from_env().state.micrec
+    assert server.config.limits.max_visitor_takes == 3 and isinstance(server.store, DirectoryStore)
+    monkeypatch.setenv("MICREC_WEB_STORE", "ftp://host/x")
+    with pytest.raises(InvalidConfigError, match="ftp://host/x"):
+        app_from_env()
+
+
+def test_visitor_cookie_is_signed_and_lasts_30_days() -> None:
+    from micrec.web.security import VisitorCookie
+
+    now = [1_000_000.0]
+    cookie = VisitorCookie(b"k" * 32, clock=lambda: now[0])
+    value = cookie.value("visitor1")
+    assert cookie.visitor(value) == "visitor1"
+    assert VisitorCookie(b"x" * 32).visitor(value) is None  # another secret
+    assert cookie.visitor("visitor2" + value[len("visitor1"):]) is None  # forged
+    assert VisitorCookie(b"k" * 32, clock=lambda: now[0] + 29 * 86400).visitor(value) == "visitor1"
+    assert VisitorCookie(b"k" * 32, clock=lambda: now[0] + 31 * 86400).visitor(value) is None
+    signer = TokenSigner(b"k" * 32)
+    assert signer.visitor(signer.issue("visitor1")) == ("visitor1", None)
+    assert cookie.visitor(signer.issue("visitor1")) is None  # a token is not a cookie (another salt)
+
+
+def test_directory_store_keeps_the_owner_in_a_sidecar_without_xattrs(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from micrec import AudioEncoder
+
+    def no_xattrs(*args: Any) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", no_xattrs)
+    monkeypatch.setattr(os, "getxattr", no_xattrs)
+    store = DirectoryStore(tmp_path)
+    path = store.new_take(AudioEncoder.WAV, "alice")
+    assert not path.exists()  # the recorder creates it; a refused take leaves nothing
+    path.write_bytes(b"RIFF")
+    store.opened(path)
+    assert (tmp_path / f".{path.name}.owner").read_text() == "alice"
+    store.finish(path)
+    assert [t.name for t in DirectoryStore(tmp_path).list("alice")] == [path.name]  # another process
+    assert DirectoryStore(tmp_path).list("bob") == []

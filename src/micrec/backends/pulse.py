@@ -57,8 +57,10 @@ PACKET_WAIT_SECONDS = 0.5
 #: Longest the server's packets wait in libpulse before the reader copies them out, whatever the
 #: block: each one holds a slot of the server's shared memory pool until it is dropped, and a
 #: page of this process's resident memory (600 a second from a source kept at 10 ms: a second's
-#: worth is 2.4 MB).
-HOLD_SECONDS = 0.5
+#: worth is 2.4 MB). Half a relaxed block (250 ms, :mod:`micrec._pacing`) keeps resident memory
+#: where the steady 100 ms blocks leave it: held for a whole relaxed block, the packets took
+#: 0.6-1.3 MB more over the take's first seconds (an AAC-LC CLI take peaked at 65.4 MB).
+HOLD_SECONDS = 0.125
 #: A block this much overdue comes from a source that stalled (suspended, a hung driver): what
 #: it holds goes out now, so that the file has it (a kill during the stall would lose it).
 STALL_SECONDS = 0.5

@@ -2,11 +2,14 @@
 
 Routes
 ------
-``GET /``                 the recorder page, with a fresh session token
+``GET /``                 the recorder page, with a fresh session token and the visitor cookie
 ``GET /static/...``       the JavaScript module, the AudioWorklet, the style sheet
-``GET /api/takes``        the takes as JSON (``?token=``)
-``GET /takes/{name}``     one take, to play or (``?download=1``) to save (``?token=``)
+``GET /api/takes``        the visitor's takes as JSON (``?token=``, or the cookie alone)
+``GET /takes/{name}``     one of the visitor's takes, to play or (``?download=1``) to save
 ``WS  /ws``               one take per connection (``?token=``; see :mod:`micrec.web.protocol`)
+
+Takes are private: each belongs to the visitor who recorded it (see :mod:`micrec.web.security`),
+and the routes answer with the asking visitor's takes only; another visitor's take is a 404.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import html
 import json
 import logging
 import os
-import secrets
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -28,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 from .. import encoders
 from .._lazy import require
 from ..types import AudioEncoder, AudioRecorderStateChangeEvent
-from .errors import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_LATER, ServerShutdownError
+from .errors import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_LATER, LimitExceededError, ServerShutdownError
 from .protocol import Limits
 from .resume import TakeRegistry, TicketSigner
-from .security import DEFAULT_HOSTS, TokenSigner, origin_allowed
-from .takes import TakeStore
+from .security import COOKIE_NAME, DEFAULT_HOSTS, TokenSigner, VisitorCookie, new_visitor, origin_allowed
+from .takes import StoredTake, TakeStore, open_store
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
     from .handler import TakeConnection
+    from .takes import Usage
 
 __all__ = ["ENV_PREFIX", "SHUTDOWN_REASON", "WebConfig", "app_from_env", "create_app"]
 
@@ -58,6 +61,8 @@ StateHandler = Callable[[AudioRecorderStateChangeEvent], Any]
 SHUTDOWN_REASON = "the server is shutting down; the take was saved"
 #: Seconds one take may need to be finalized at shutdown before the server stops waiting for it.
 _SHUTDOWN_WAIT = 30.0
+#: Seconds between two looks at an open take's size against the byte quotas.
+QUOTA_CHECK_SECONDS = 0.5
 DEFAULT_SETTINGS: dict[str, Any] = {"audio_encoder": "wav", "sample_rate": 48000, "channels_num": 1,
                                     "bit_rate": 128000, "auto_gain": False, "suppress_noise": False,
                                     "cancel_echo": False}
@@ -70,7 +75,8 @@ class WebConfig:
     Attributes
     ----------
     directory : path
-        Where takes are written (created if missing).
+        Where takes are written (created if missing); with an S3 ``store``, where they are
+        spooled while they are recorded.
     limits : Limits
         Frame size, rates, channels, take length and concurrency limits.
     allowed_hosts : tuple of str
@@ -78,7 +84,8 @@ class WebConfig:
     allowed_origins : tuple of str
         Page origins allowed to open the WebSocket besides the server's own.
     secret : bytes, optional
-        Token signing key shared by all workers; random per process by default.
+        Key that signs tokens and visitor cookies, shared by all workers and hosts; random per
+        process by default (then visitors lose their takes at every restart).
     defaults : dict
         Recorder settings for a ``start`` message that leaves them out, and the page's defaults.
     on_state_changed : callable, optional
@@ -90,6 +97,10 @@ class WebConfig:
         ASGI servers close WebSockets without a reason when they shut down; this comes first.
         Needs the ASGI lifespan and a server whose event loop runs in the main thread
         (uvicorn's does); ``micrec serve`` turns it on. Default off.
+    store : TakeStore or str, optional
+        Where takes are kept: None (``directory``), ``"s3://BUCKET/PREFIX"`` (credentials and
+        endpoint from the ``AWS_*`` environment; see :mod:`micrec.web.s3store`), or any
+        :class:`~micrec.web.takes.TakeStore`.
     """
 
     directory: Path
@@ -100,12 +111,14 @@ class WebConfig:
     defaults: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     on_state_changed: StateHandler | None = None
     handle_signals: bool = False
+    store: TakeStore | str | None = None
 
 
 def create_app(directory: str | os.PathLike[str] = "recordings", *, limits: Limits | None = None,
                allowed_hosts: tuple[str, ...] = DEFAULT_HOSTS, allowed_origins: tuple[str, ...] = (),
                secret: bytes | None = None, defaults: dict[str, Any] | None = None,
-               on_state_changed: StateHandler | None = None, handle_signals: bool = False) -> Starlette:
+               on_state_changed: StateHandler | None = None, handle_signals: bool = False,
+               store: TakeStore | str | None = None) -> Starlette:
     """The micrec.web ASGI application (Starlette).
 
     Parameters are those of :class:`WebConfig`. Mount it into FastAPI or any ASGI app, or run
@@ -114,34 +127,42 @@ def create_app(directory: str | os.PathLike[str] = "recordings", *, limits: Limi
     Raises
     ------
     ImportError
-        Starlette is missing (``pip install 'micrec[web]'``).
+        Starlette is missing (``pip install 'micrec[web]'``), or boto3 for an S3 store
+        (``pip install 'micrec[s3]'``).
     OutputError
-        ``directory`` cannot be created.
+        ``directory`` cannot be created, or the bucket cannot be reached.
+    InvalidConfigError
+        ``store`` is neither a directory, an ``s3://`` URL nor a TakeStore.
     """
     config = WebConfig(Path(directory), limits or Limits(), tuple(allowed_hosts), tuple(allowed_origins),
-                       secret, {**DEFAULT_SETTINGS, **(defaults or {})}, on_state_changed, handle_signals)
+                       secret, {**DEFAULT_SETTINGS, **(defaults or {})}, on_state_changed, handle_signals,
+                       store)
     return _Server(config).app()
 
 
 def app_from_env() -> Starlette:
     """The app configured from ``MICREC_WEB_*`` variables, for ``uvicorn --factory`` workers.
 
-    ``MICREC_WEB_DIR`` (recordings directory), ``MICREC_WEB_SECRET`` (hex key shared by all
-    workers: required for more than one), ``MICREC_WEB_HOSTS`` and ``MICREC_WEB_ORIGINS``
-    (comma-separated), ``MICREC_WEB_DEFAULTS`` (JSON recorder settings),
-    ``MICREC_WEB_HANDLE_SIGNALS`` (``1``: see ``handle_signals``), ``MICREC_WEB_DROP_LIMIT``
-    (seconds: ``Limits.drop_seconds``).
+    ``MICREC_WEB_DIR`` (recordings directory), ``MICREC_WEB_STORE`` (``s3://BUCKET/PREFIX``),
+    ``MICREC_WEB_SECRET`` (hex key shared by all workers and hosts: required for more than one,
+    and for visitors to keep their takes across restarts), ``MICREC_WEB_HOSTS`` and
+    ``MICREC_WEB_ORIGINS`` (comma-separated), ``MICREC_WEB_DEFAULTS`` (JSON recorder settings),
+    ``MICREC_WEB_LIMITS`` (JSON :class:`Limits` fields), ``MICREC_WEB_HANDLE_SIGNALS`` (``1``:
+    see ``handle_signals``), ``MICREC_WEB_DROP_LIMIT`` (seconds: ``Limits.drop_seconds``).
     """
     env = os.environ
     secret = env.get(ENV_PREFIX + "SECRET")
     hosts = _split(env.get(ENV_PREFIX + "HOSTS")) or DEFAULT_HOSTS
+    fields = json.loads(env.get(ENV_PREFIX + "LIMITS") or "{}")
     drop = env.get(ENV_PREFIX + "DROP_LIMIT")
-    limits = Limits() if drop is None else Limits(drop_seconds=float(drop))
-    return create_app(env.get(ENV_PREFIX + "DIR", "recordings"), limits=limits, allowed_hosts=hosts,
+    if drop is not None:
+        fields["drop_seconds"] = float(drop)
+    return create_app(env.get(ENV_PREFIX + "DIR", "recordings"), limits=Limits(**fields), allowed_hosts=hosts,
                       allowed_origins=_split(env.get(ENV_PREFIX + "ORIGINS")),
                       secret=bytes.fromhex(secret) if secret else None,
                       defaults=json.loads(env.get(ENV_PREFIX + "DEFAULTS") or "{}"),
-                      handle_signals=env.get(ENV_PREFIX + "HANDLE_SIGNALS") == "1")
+                      handle_signals=env.get(ENV_PREFIX + "HANDLE_SIGNALS") == "1",
+                      store=env.get(ENV_PREFIX + "STORE") or None)
 
 
 class _Server:
@@ -149,13 +170,13 @@ class _Server:
 
     def __init__(self, config: WebConfig) -> None:
         self.config = config
-        self.store = TakeStore(config.directory)
-        secret = config.secret or secrets.token_bytes(32)
-        self.tokens = TokenSigner(secret)
+        self.store: TakeStore = open_store(config.store, config.directory)
+        self.tokens = TokenSigner(config.secret)
+        self.cookies = VisitorCookie(self.tokens.secret)
         # Takes survive a dropped connection: this process's open takes, and tickets any
         # process sharing the secret can read (micrec.web.resume).
         self.takes = TakeRegistry()
-        self.tickets = TicketSigner(secret)
+        self.tickets = TicketSigner(self.tokens.secret)
         self.connections: set[TakeConnection] = set()
         self.closing: str | None = None
         self._page = (STATIC / "index.html").read_text(encoding="utf-8")
@@ -213,49 +234,62 @@ class _Server:
         finally:
             if hook is not None:
                 hook.restore()
+            self.store.close()
 
     # -- pages and files --------------------------------------------------------------------
     async def page(self, request: Request) -> Response:
         from starlette.responses import HTMLResponse
 
+        visitor = self.cookies.visitor(request.cookies.get(COOKIE_NAME)) or new_visitor()
         limits = self.config.limits
-        page_config = {"token": self.tokens.issue(), "defaults": self.config.defaults,
+        page_config = {"token": self.tokens.issue(visitor), "defaults": self.config.defaults,
                        "encoders": _encoder_support(), "limits": {"max_take_seconds": limits.max_take_seconds,
                                                                   "drop_seconds": limits.drop_seconds}}
         blob = json.dumps(page_config).replace("<", "\\u003c")
         # The page's URLs are relative to its base, so the app works mounted under a prefix.
-        base = html.escape(request.scope.get("root_path", "").rstrip("/") + "/")
-        return HTMLResponse(self._page.replace(_CONFIG_SLOT, blob).replace(_BASE_SLOT, base),
-                            headers={"Cache-Control": "no-store", "Content-Security-Policy": _CSP,
-                                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+        root = request.scope.get("root_path", "").rstrip("/") + "/"
+        base = html.escape(root)
+        response = HTMLResponse(self._page.replace(_CONFIG_SLOT, blob).replace(_BASE_SLOT, base),
+                                headers={"Cache-Control": "no-store", "Content-Security-Policy": _CSP,
+                                         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+        # Issued afresh at every page load: a visitor who comes back within 30 days stays the same.
+        response.set_cookie(COOKIE_NAME, self.cookies.value(visitor), max_age=int(self.cookies.ttl), path=root,
+                            httponly=True, samesite="lax", secure=request.url.scheme == "https")
+        return response
 
     async def list_takes(self, request: Request) -> Response:
-        from starlette.responses import JSONResponse
+        from starlette.responses import JSONResponse, PlainTextResponse
 
-        denied = self._token_denied(request)
-        if denied is not None:
-            return denied
-        takes = [{"name": t.name, "size": t.size, "mtime": t.mtime} for t in self.store.list()]
+        visitor, reason = self._visitor(request)
+        if visitor is None:
+            return PlainTextResponse(reason, status_code=403)
+        listed = await asyncio.to_thread(self.store.list, visitor)
+        takes = [{"name": t.name, "size": t.size, "mtime": t.mtime} for t in listed]
         return JSONResponse(takes, headers={"Cache-Control": "no-store"})
 
     async def take_file(self, request: Request) -> Response:
         from starlette.responses import FileResponse, PlainTextResponse
 
-        denied = self._token_denied(request)
-        if denied is not None:
-            return denied
-        path = self.store.find(request.path_params["name"])
-        if path is None:
+        visitor, reason = self._visitor(request)
+        if visitor is None:
+            return PlainTextResponse(reason, status_code=403)
+        take = await asyncio.to_thread(self.store.open, request.path_params["name"], visitor)
+        if take is None:
             return PlainTextResponse("no such take", status_code=404)
         download = request.query_params.get("download") == "1"
-        return FileResponse(path, filename=path.name if download else None,
-                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        if take.path is None:
+            return _streamed(request, take, download, headers)
+        return FileResponse(take.path, filename=take.name if download else None, headers=headers)
 
-    def _token_denied(self, request: Request) -> Response | None:
-        from starlette.responses import PlainTextResponse
-
-        reason = self.tokens.check(request.query_params.get("token"))
-        return None if reason is None else PlainTextResponse(reason, status_code=403)
+    def _visitor(self, request: Request) -> tuple[str, None] | tuple[None, str]:
+        """Who asks: the visitor the ``?token=`` names, else the one the cookie names."""
+        token = request.query_params.get("token")
+        if token is None:
+            visitor = self.cookies.visitor(request.cookies.get(COOKIE_NAME))
+            if visitor is not None:
+                return visitor, None
+        return self.tokens.visitor(token)
 
     # -- the recording socket ---------------------------------------------------------------
     async def websocket(self, websocket: WebSocket) -> None:
@@ -263,17 +297,80 @@ class _Server:
 
         await websocket.accept()
         config = self.config
-        take = TakeConnection(websocket, self.store.new_path, config.limits, config.defaults,
-                              config.on_state_changed, admit=self._busy, takes=self.takes, tickets=self.tickets)
+        visitor, _ = self.tokens.visitor(websocket.query_params.get("token"))
+        paths: list[Path] = []
+
+        def new_path(codec: AudioEncoder, name: str | None = None) -> Path:
+            assert visitor is not None  # refused below otherwise
+            paths.append(self.store.new_take(codec, visitor, name))
+            return paths[-1]
+
+        take = TakeConnection(websocket, new_path, config.limits, config.defaults, self._on_state_changed,
+                              admit=self._busy, takes=self.takes, tickets=self.tickets)
         refusal = self._refusal(websocket)
-        if refusal is not None:
-            await take.refuse(*refusal)
+        if refusal is not None or visitor is None:
+            await take.refuse(*(refusal or (CLOSE_POLICY, "no session token: reload the page")))
             return
-        self.connections.add(take)
+        self.connections.add(take)  # from now on a shutdown tells it why
+        watcher = None
         try:
+            usage = await asyncio.to_thread(self.store.usage, visitor)
+            # A shutdown that came meanwhile is told by run() (it waits for this take to end).
+            refusal = None if self.closing is not None else self._over_quota(usage)
+            if refusal is not None:
+                self.connections.discard(take)
+                await take.refuse(*refusal)
+                return
+            watcher = asyncio.ensure_future(self._watch_quota(take, paths, usage))
             await take.run()
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self.connections.discard(take)
+            for path in paths:
+                await asyncio.to_thread(self.store.finish, path)
+
+    def _on_state_changed(self, event: AudioRecorderStateChangeEvent) -> None:
+        """Tell the store a take's file exists (it tags the owner), then the app's own listener."""
+        if event.data == "recording" and event.path:
+            self.store.opened(Path(event.path))
+        if self.config.on_state_changed is not None:
+            self.config.on_state_changed(event)
+
+    def _over_quota(self, usage: Usage, growing: int = 0) -> tuple[int, str] | None:
+        """(close code, reason) when a visitor with ``usage`` (plus ``growing`` bytes of an open
+        take) may record no more, else None."""
+        limits = self.config.limits
+        if limits.max_visitor_takes is not None and not growing and usage.takes >= limits.max_visitor_takes:
+            return CLOSE_POLICY, (f"quota: you have {usage.takes} takes, the most one visitor may keep "
+                                  f"(limit {limits.max_visitor_takes}); ask the operator to remove some")
+        if limits.max_visitor_bytes is not None and usage.bytes + growing >= limits.max_visitor_bytes:
+            return CLOSE_POLICY, (f"quota: your takes hold {_size(usage.bytes + growing)}, the most one "
+                                  f"visitor may keep (limit {_size(limits.max_visitor_bytes)})")
+        if limits.max_store_bytes is not None and usage.store_bytes + growing >= limits.max_store_bytes:
+            return CLOSE_POLICY, (f"quota: the server's store is full ({_size(usage.store_bytes + growing)}, "
+                                  f"limit {_size(limits.max_store_bytes)}); try again when the operator has "
+                                  "made room")
+        return None
+
+    async def _watch_quota(self, take: TakeConnection, paths: list[Path], usage: Usage) -> None:
+        """End the take, saved, once its file would take the visitor or the store over a byte quota."""
+        limits = self.config.limits
+        if limits.max_visitor_bytes is None and limits.max_store_bytes is None:
+            return
+        while True:
+            await asyncio.sleep(QUOTA_CHECK_SECONDS)
+            stream = take.stream
+            if stream is None or not paths:
+                continue
+            try:
+                growing = sum(path.stat().st_size for path in paths)
+            except FileNotFoundError:  # finished and uploaded meanwhile
+                return
+            over = self._over_quota(usage, growing)
+            if over is not None:
+                stream.fail(LimitExceededError(over[1] + "; the take was saved", value=growing, name="quota"))
+                return
 
     @property
     def recording(self) -> int:
@@ -294,7 +391,7 @@ class _Server:
         origin = websocket.headers.get("origin")
         if not origin_allowed(origin, websocket.headers.get("host"), self.config.allowed_origins):
             return CLOSE_POLICY, f"origin {origin!r} is not allowed to record here"
-        reason = self.tokens.check(websocket.query_params.get("token"))
+        _, reason = self.tokens.visitor(websocket.query_params.get("token"))
         if reason is not None:
             return CLOSE_POLICY, reason
         waiting, limit = sum(1 for take in self.connections if take.pending), self.config.limits.max_pending
@@ -368,6 +465,54 @@ class _SaveTakesFirst:
                 self.restore()
                 if previous == signal.SIG_DFL:
                     signal.raise_signal(signum)
+
+
+def _streamed(request: Request, take: StoredTake, download: bool, headers: dict[str, str]) -> Response:
+    """A take read from the store, whole or (one ``Range: bytes=``) in part."""
+    import mimetypes
+
+    from starlette.responses import PlainTextResponse, StreamingResponse
+
+    headers = {**headers, "Accept-Ranges": "bytes"}
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="{take.name}"'
+    media_type = mimetypes.guess_type(take.name)[0] or "application/octet-stream"
+    span = _byte_range(request.headers.get("range"), take.size)
+    if span is None:
+        return StreamingResponse(take.read(), media_type=media_type,
+                                 headers={**headers, "Content-Length": str(take.size)})
+    start, end = span
+    if start > end:
+        return PlainTextResponse("range not satisfiable", status_code=416,
+                                 headers={"Content-Range": f"bytes */{take.size}"})
+    return StreamingResponse(take.read(start, end), status_code=206, media_type=media_type,
+                             headers={**headers, "Content-Length": str(end - start + 1),
+                                      "Content-Range": f"bytes {start}-{end}/{take.size}"})
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` of a single ``bytes=`` range (start > end: unsatisfiable), else None (whole)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if not first:  # the last N bytes
+            return max(0, size - int(last)), size - 1
+        return int(first), min(int(last), size - 1) if last else size - 1
+    except ValueError:
+        return None
+
+
+def _size(count: int) -> str:
+    """Bytes for people: 1.5 MiB."""
+    if count < 1024:
+        return f"{count} bytes"
+    value = count / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 def _encoder_support() -> list[dict[str, Any]]:

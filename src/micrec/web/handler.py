@@ -49,7 +49,7 @@ from .protocol import (
     short_repr,
     split_frame,
 )
-from .resume import TakeRegistry, Ticket, TicketSigner, free_part, resumable
+from .resume import NewPath, TakeRegistry, Ticket, TicketSigner, free_part, resumable
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
@@ -98,7 +98,7 @@ class TakeConnection:
         connection ends the take at once.
     """
 
-    def __init__(self, websocket: WebSocket, new_path: Callable[[AudioEncoder], Path], limits: Limits,
+    def __init__(self, websocket: WebSocket, new_path: NewPath, limits: Limits,
                  defaults: dict[str, Any],
                  on_state_changed: Callable[[AudioRecorderStateChangeEvent], Any] | None = None, *,
                  admit: Callable[[], str | None] | None = None, takes: TakeRegistry | None = None,
@@ -399,10 +399,10 @@ class TakeConnection:
 
     def _path_for(self, codec: AudioEncoder) -> Path:
         """A new take's path; for a take continued from another process, its next part's."""
-        path, ticket, request = self._new_path(codec), self._continues, self._reconnect
+        ticket, request = self._continues, self._reconnect
         if ticket is None or request is None:
-            return path
-        path, self.part = free_part(path.parent, ticket.first, ticket.part + 1)
+            return self._new_path(codec)
+        path, self.part = free_part(self._new_path, codec, ticket.first, ticket.part + 1)
         self.first, self._base_frames = ticket.first, request.acked
         log.info("micrec.web: take %s goes on here as part %d (%s), from frame %d", ticket.name, self.part,
                  path.name, request.acked)

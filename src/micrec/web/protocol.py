@@ -89,6 +89,11 @@ class Limits:
         Seconds a take whose connection dropped waits for its browser to reconnect and resume
         it (``micrec serve --drop-limit``); then it is finalized with what arrived. 0 finalizes
         it at once.
+    max_visitor_takes, max_visitor_bytes : int, optional
+        Quotas of one visitor: takes and bytes kept in the store (None: no limit). A visitor
+        at a quota cannot start a take; a take that reaches the byte quota is ended and saved.
+    max_store_bytes : int, optional
+        Quota of the whole store, all visitors' takes together (None: no limit).
     """
 
     max_frame_bytes: int = 32768
@@ -102,6 +107,9 @@ class Limits:
     start_timeout: float = 10.0
     idle_seconds: float = 30.0
     drop_seconds: float = 60.0
+    max_visitor_takes: int | None = None
+    max_visitor_bytes: int | None = None
+    max_store_bytes: int | None = None
 
 
 @dataclass(frozen=True)

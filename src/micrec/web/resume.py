@@ -26,16 +26,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._lazy import require
 from ..backends.pushed import FloodPacer as _PushedFloodPacer
 from .errors import LimitExceededError, ProtocolViolationError
 
 if TYPE_CHECKING:
+    from ..types import AudioEncoder
     from .handler import TakeConnection
 
-__all__ = ["FloodPacer", "TakeRegistry", "Ticket", "TicketSigner", "part_name"]
+__all__ = ["FloodPacer", "NewPath", "TakeRegistry", "Ticket", "TicketSigner", "part_name"]
 
 _SALT = "micrec.web.take-ticket"
 #: Seconds a ticket is good for continuing a take in another process (as long as a session token).
@@ -116,11 +117,20 @@ def part_name(first: str, part: int) -> str:
     return f"{match['base']}{'' if part <= 1 else f'-part{part}'}{match['ext']}"
 
 
-def free_part(directory: Path, first: str, part: int) -> tuple[Path, int]:
-    """The first unused part path from ``part`` on (two reconnects may race for one number)."""
-    while (directory / part_name(first, part)).exists():
-        part += 1
-    return directory / part_name(first, part), part
+class NewPath(Protocol):
+    """Where a take is written: a fresh path for ``codec``, or the path called ``name`` (see
+    :meth:`micrec.web.takes.TakeStore.new_take`; FileExistsError when that name is taken)."""
+
+    def __call__(self, codec: AudioEncoder, name: str | None = None, /) -> Path: ...
+
+
+def free_part(new_path: NewPath, codec: AudioEncoder, first: str, part: int) -> tuple[Path, int]:
+    """The path of the first free part from ``part`` on (two reconnects may race for one number)."""
+    while True:
+        try:
+            return new_path(codec, part_name(first, part)), part
+        except FileExistsError:
+            part += 1
 
 
 class TakeRegistry:

@@ -121,14 +121,15 @@ function clock(ms) {
 }
 
 async function refreshTakes() {
-  const token = encodeURIComponent(config.token);
-  const response = await fetch(`api/takes?token=${token}`);  // relative: the app may be mounted
+  // The visitor cookie says whose takes: no token in these URLs, so a copied link carries no
+  // credential. Relative: the app may be mounted.
+  const response = await fetch("api/takes");
   if (!response.ok) return;
   const takes = await response.json();
   const list = $("takes");
   list.replaceChildren(...takes.map((take) => {
     const li = document.createElement("li");
-    const url = `takes/${encodeURIComponent(take.name)}?token=${token}`;
+    const url = `takes/${encodeURIComponent(take.name)}`;
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = `${take.name} · ${(take.size / 1024).toFixed(0)} KiB`;
@@ -137,7 +138,7 @@ async function refreshTakes() {
     audio.preload = "none";
     audio.src = url;
     const link = document.createElement("a");
-    link.href = `${url}&download=1`;
+    link.href = `${url}?download=1`;
     link.textContent = "download";
     const thumb = document.createElement("canvas");
     thumb.className = "thumb";
@@ -167,7 +168,7 @@ async function showThumbnail(take, canvas) {
 async function decodedEnvelope(take) {
   if (take.size > MAX_DECODE_BYTES) return null;
   try {
-    const response = await fetch(`takes/${encodeURIComponent(take.name)}?token=${encodeURIComponent(config.token)}`);
+    const response = await fetch(`takes/${encodeURIComponent(take.name)}`);
     if (!response.ok) return null;
     const audio = await new OfflineAudioContext(1, 1, DECODE_RATE).decodeAudioData(await response.arrayBuffer());
     return envelopeOf(audio);
