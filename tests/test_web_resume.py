@@ -261,7 +261,8 @@ def test_drop_limit_reaches_every_worker(monkeypatch: pytest.MonkeyPatch, tmp_pa
         main(["serve", "--drop-limit", "soon"])
     assert "'soon' is not a number of seconds" in capsys.readouterr().err
     args = argparse.Namespace(host="127.0.0.1", allow_host=[], allow_origin=[], dir=str(tmp_path), encoder="wav",
-                              rate=48000, channels=1, drop_limit=7.5)
+                              rate=48000, channels=1, drop_limit=7.5, store=None, max_visitor_takes=None,
+                              max_visitor_bytes=None, max_store_bytes=None)
     for key, value in _environment(args).items():
         monkeypatch.setenv(key, value)
     assert app_from_env().state.micrec.config.limits.drop_seconds == 7.5
