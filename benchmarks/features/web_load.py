@@ -94,6 +94,7 @@ class Step:
     reconnect_s: float | None = None  # storm: slowest reconnect -> reconnected
     catch_up_s: float | None = None  # storm: slowest reconnect -> the server holds the whole backlog
     parts2: int = 0  # storm: takes continued as a second part (the reconnect reached another worker)
+    wall_s: float = 0.0  # the step's wall time, over which the CPU figures are averaged
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -433,7 +434,8 @@ def measure(run: Run, clients: int) -> Step:
     client_lag = max((r["client_lag"] for r in results), default=0.0)
     step = Step(run.encoder, clients, False, len(failed), overflows, missing, round(lag, 3), round(client_lag, 3),
                 round(server_cpu, 2), round(client_cpu, 2), 0.0, store="s3" if bucket else "dir",
-                workers=args.workers, cpu_per_take=round(server_cpu / clients, 4), storm=args.storm)
+                workers=args.workers, cpu_per_take=round(server_cpu / clients, 4), storm=args.storm,
+                wall_s=round(wall, 1))
     if bucket:
         step.note, step.final_upload_s = _check_bucket(bucket, results, args.seconds, ended)
         step.store_cpu = round((bucket.cpu_seconds() - store0) / (time.monotonic() - wall0), 2)
