@@ -155,6 +155,7 @@ class CaptureQueue:
         # packet holds up to a quantum of it) and, at the stop, the rest of its last fragment.
         self._begin = -math.inf
         self._end = math.inf
+        self._ended = False  # a block was cut at the end: nothing more is kept
         #: Where the stream's latest block ended on the capture clock (kept or cut), or -inf.
         self.delivered_until = -math.inf
 
@@ -192,13 +193,18 @@ class CaptureQueue:
         pause, rate = self._pause, self.rate
         if capture_time is not None and rate is not None:
             self.delivered_until = capture_time + len(block) / rate
+            if self._ended:
+                return
             if capture_time + len(block) / rate > self._end:
-                block = block[:max(0, round((self._end - capture_time) * rate))]
+                # Once cut, the take is over: a later block the clock places earlier (a
+                # server's timing report off by a quantum) would put audio after the cut.
+                block, self._ended = block[:max(0, round((self._end - capture_time) * rate))], True
             if capture_time < self._begin:
                 early = round((self._begin - capture_time) * rate)
                 block, capture_time = block[early:], capture_time + early / rate
             if not len(block):
                 return
+            self._begin = -math.inf  # the take has begun: the clock's later jumps cut nothing out of it
         if pause is None or capture_time is None or rate is None:
             if pause is None or pause[1] != math.inf:  # not paused: no cut to make
                 self._put(block, wait, capture_time)
