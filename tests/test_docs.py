@@ -20,8 +20,8 @@ from conftest import pulse_available
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PUBLIC_MODULES = ("micrec", "micrec.aio", "micrec.flet", "micrec.web", "micrec.backends")
-PAGES = ("quickstart", "cli", "flet", "web", "voice-activity", "segments", "dsp", "encoders", "benchmarks",
-         "architecture", "streaming", "changelog", "api/index",
+PAGES = ("quickstart", "cli", "flet", "web", "deployment", "voice-activity", "segments", "dsp", "encoders",
+         "benchmarks", "architecture", "streaming", "changelog", "api/index",
          "api/micrec", "api/aio", "api/flet", "api/web", "api/backends")
 _BUILD_TIMEOUT = 900
 

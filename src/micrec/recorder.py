@@ -297,6 +297,7 @@ class AudioRecorder:
             if self._session is None or not self._paused:
                 raise StateError("seek() needs a paused recording: pause_recording() first",
                                  value=position_milliseconds, name="position_milliseconds")
+            self._session.settle()  # the take's length counts what was captured before the pause
             length_ms = self._session.frames_recorded * 1000 / self._session.rate
             try:
                 position = float(position_milliseconds)

@@ -56,6 +56,10 @@ QUEUE_SECONDS = 10
 #: How often the encoder is asked to make its file readable by others (header updates). With
 #: blocks of at most 250 ms and the server's 100 ms fragment, a killed take loses under 0.5 s.
 FLUSH_INTERVAL = 0.25
+#: The first this many seconds of audio are flushed block by block: a lossy encoder's first
+#: packet needs a few blocks (AAC: its priming and a frame), and the file should hold audio from
+#: the start.
+EAGER_FLUSH_SECONDS = 0.5
 #: Longest a seek waits for the audio captured before the pause (a fragment, and a margin).
 TAIL_WAIT_SECONDS = 0.25
 SILENCE_DBFS = -160.0
@@ -151,6 +155,7 @@ class CaptureQueue:
         # packet holds up to a quantum of it) and, at the stop, the rest of its last fragment.
         self._begin = -math.inf
         self._end = math.inf
+        self._ended = False  # a block was cut at the end: nothing more is kept
         #: Where the stream's latest block ended on the capture clock (kept or cut), or -inf.
         self.delivered_until = -math.inf
 
@@ -188,13 +193,18 @@ class CaptureQueue:
         pause, rate = self._pause, self.rate
         if capture_time is not None and rate is not None:
             self.delivered_until = capture_time + len(block) / rate
+            if self._ended:
+                return
             if capture_time + len(block) / rate > self._end:
-                block = block[:max(0, round((self._end - capture_time) * rate))]
+                # Once cut, the take is over: a later block the clock places earlier (a
+                # server's timing report off by a quantum) would put audio after the cut.
+                block, self._ended = block[:max(0, round((self._end - capture_time) * rate))], True
             if capture_time < self._begin:
                 early = round((self._begin - capture_time) * rate)
                 block, capture_time = block[early:], capture_time + early / rate
             if not len(block):
                 return
+            self._begin = -math.inf  # the take has begun: the clock's later jumps cut nothing out of it
         if pause is None or capture_time is None or rate is None:
             if pause is None or pause[1] != math.inf:  # not paused: no cut to make
                 self._put(block, wait, capture_time)
@@ -367,12 +377,21 @@ class Session:
     def seek(self, position_ms: float) -> int:
         """Cut the take at ``position_ms``; returns the frame it now ends at."""
         frame = round(position_ms * self.rate / 1000)
-        paused_at = self._sink.paused_at
-        if paused_at is not None and self._sink.paused:
-            # What was captured before the pause is still on its way (the server's last
-            # fragment): it belongs to the take before the cut, so the seek waits for it.
-            self._sink.wait_delivered(paused_at, TAIL_WAIT_SECONDS)
+        self.settle()
         return int(self._call(_Seek(frame)))
+
+    def settle(self) -> None:
+        """While paused: return once what was captured before the pause is written.
+
+        It is still on its way at the pause (the server's last fragment, a block in the queue)
+        and belongs to the take before any cut: a seek, and the length it is checked against,
+        wait for it (at most :data:`TAIL_WAIT_SECONDS` for the stream, then the worker's queue).
+        """
+        paused_at = self._sink.paused_at
+        if paused_at is None or not self._sink.paused or not self._worker.is_alive():
+            return
+        self._sink.wait_delivered(paused_at, TAIL_WAIT_SECONDS)
+        self._call(_Command())  # queued after those blocks: done once they are written
 
     def stop(self) -> None:
         """Stop capture, write every frame captured up to now, and finalize the file.
@@ -464,6 +483,7 @@ class Session:
         # flush due before the next block would come is done with this one: the worker then
         # wakes once per block, not again for the flush timer.
         flush_frames = int(self.rate * FLUSH_INTERVAL)
+        eager_frames = int(self.rate * EAGER_FLUSH_SECONDS)
         next_flush, next_flush_frame = time.monotonic() + FLUSH_INTERVAL, 1  # the first block
         flushed = encoder.frames_written
         stream_rate = self._stream.rate
@@ -497,9 +517,8 @@ class Session:
                     self._flush()
                 flushed = encoder.frames_written
                 next_flush = time.monotonic() + FLUSH_INTERVAL
-                # Within the first FLUSH_INTERVAL of audio every block is flushed: a lossy
-                # encoder's first packet needs a few blocks (AAC: its priming and a frame).
-                next_flush_frame = flushed + (1 if flushed < flush_frames else flush_frames)
+                # Within the first EAGER_FLUSH_SECONDS of audio every block is flushed.
+                next_flush_frame = flushed + (1 if flushed < eager_frames else flush_frames)
             self._drain_processors()
         except _LimitReached:
             self.reached_duration = True

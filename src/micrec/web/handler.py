@@ -472,7 +472,11 @@ class TakeConnection:
     async def _send_loop(self, receiver: asyncio.Task[BaseException | None]) -> None:
         while True:
             try:
-                message = await asyncio.wait_for(self._outbox.get(), LEVEL_INTERVAL)
+                # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that comes as the
+                # queue hands over an item, and a send loop cancelled at a reconnect lived on
+                # beside the new one (taking the end-of-take marker: a close 20 s late).
+                async with asyncio.timeout(LEVEL_INTERVAL):
+                    message = await self._outbox.get()
             except TimeoutError:
                 self._watch(receiver)
                 message = self._level()
