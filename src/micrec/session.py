@@ -192,10 +192,10 @@ class CaptureQueue:
             return
         pause, rate = self._pause, self.rate
         if capture_time is not None and rate is not None:
-            self.delivered_until = capture_time + len(block) / rate
+            end = self.delivered_until = capture_time + len(block) / rate
             if self._ended:
                 return
-            if capture_time + len(block) / rate > self._end:
+            if end > self._end:
                 # Once cut, the take is over: a later block the clock places earlier (a
                 # server's timing report off by a quantum) would put audio after the cut.
                 block, self._ended = block[:max(0, round((self._end - capture_time) * rate))], True
@@ -375,9 +375,8 @@ class Session:
             self._pacer.touch()
 
     def seek(self, position_ms: float) -> int:
-        """Cut the take at ``position_ms``; returns the frame it now ends at."""
+        """Cut the take at ``position_ms``; returns the frame it now ends at (call :meth:`settle` first)."""
         frame = round(position_ms * self.rate / 1000)
-        self.settle()
         return int(self._call(_Seek(frame)))
 
     def settle(self) -> None:

@@ -12,6 +12,7 @@ take ends where ``stop_recording()`` was called, not at the last whole block.
 
 from __future__ import annotations
 
+import functools
 import threading
 from time import monotonic
 from typing import Any
@@ -105,6 +106,9 @@ class _PortAudioStream:
         except Exception:  # noqa: BLE001 - the device cannot do the rate: the pipeline resamples
             self.rate = int(info["default_samplerate"])
         self._closing = threading.Event()
+        import numpy as np
+
+        self._new_block = functools.partial(np.empty, dtype=np.int16)  # not imported in the callback
         self._block_frames = max(1, spec.block_frames * self.rate // spec.rate)
         self._period_frames = max(1, min(self._block_frames, self.rate * PERIOD_MS // 1000))
         self._pending: Any = None  # the block being filled (callback thread; close() after stop())
@@ -130,9 +134,7 @@ class _PortAudioStream:
         done = 0
         while done < frames:
             if self._pending is None:
-                import numpy as np
-
-                self._pending = np.empty((self._block_frames, self.channels), dtype=np.int16)
+                self._pending = self._new_block((self._block_frames, self.channels))
                 self._fill = 0
                 self._pending_time = captured + done / self.rate
             n = min(frames - done, self._block_frames - self._fill)

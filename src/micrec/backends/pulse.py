@@ -599,10 +599,9 @@ class _PulseStream:
         through ctypes lets go of the GIL and takes it back), the worker would wake to a held
         GIL and sleep again: two wake-ups a block instead of one.
         """
-        outbox = self._outbox
-        while outbox:
-            block, start = outbox.pop(0)
+        for block, start in self._outbox:
             self._sink.push(block, capture_time=start)
+        self._outbox.clear()
 
     def _capture_end(self) -> float:
         """When the last frame read so far was captured, on the time.monotonic() clock.
