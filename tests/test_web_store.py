@@ -557,6 +557,16 @@ def test_recovery_prefers_this_hosts_own_file_when_the_final_upload_failed(s3: S
     assert body == b"a" * 3000 + b"b" * 500 and not path.exists()
 
 
+def _recover(store: Any) -> int:
+    """``store.recover()``, 0 while the store that just came back still refuses to list."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return int(store.recover())
+    except (BotoCoreError, ClientError):
+        return 0
+
+
 @needs_weed
 @pytest.mark.slow
 def test_a_store_outage_mid_take_or_at_its_end_loses_nothing(tmp_path: Path) -> None:
@@ -598,7 +608,7 @@ def test_a_store_outage_mid_take_or_at_its_end_loses_nothing(tmp_path: Path) -> 
                 old = time.time() - 60
                 os.utime(tmp_path / "spool" / second, (old, old))
                 deadline = time.monotonic() + 3 * WAIT
-                while store.recover() == 0:  # once its pending copies are 2 s old on the store's clock
+                while _recover(store) == 0:  # once its pending copies are 2 s old on the store's clock
                     assert time.monotonic() < deadline, "not recovered"
                     time.sleep(0.5)
         finally:

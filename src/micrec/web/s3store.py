@@ -293,8 +293,13 @@ class S3Store:
             newest = max(obj["LastModified"].timestamp() for obj in objects)
             if name in mine or newest > cutoff:
                 continue
-            if self._recover_one(owner, name, objects):
-                recovered += 1
+            try:
+                recovered += self._recover_one(owner, name, objects)
+            except Exception as exc:  # noqa: BLE001 - one take's failure must not hold up the others
+                # A store that has just come back answers listings before it serves every object
+                # (SeaweedFS: InternalError on a GetObject for a few seconds): the next look retries.
+                log.warning("micrec.web: recovering take %s of %s from %s failed (tried again later): %s",
+                            name, owner, self.url, exc)
         self._abort_stale_uploads(cutoff)
         return recovered
 
