@@ -13,6 +13,9 @@
 #include <string.h>
 
 typedef int (*iterate_fn)(void *mainloop, int block, int *retval);
+typedef int (*prepare_fn)(void *mainloop, int timeout);
+typedef int (*poll_fn)(void *mainloop);
+typedef int (*dispatch_fn)(void *mainloop);
 typedef int (*peek_fn)(void *stream, const void **data, size_t *nbytes);
 typedef int (*drop_fn)(void *stream);
 
@@ -28,6 +31,21 @@ int micrec_take_in(void *mainloop, iterate_fn iterate, int most)
             break;
     }
     return 0;
+}
+
+/* Sleep on the connection until the server sends something (or `timeout` microseconds pass,
+ * or pa_mainloop_wakeup), then dispatch everything waiting, as micrec_take_in does.
+ *
+ * One foreign call, so the caller lets go of Python's GIL once per sleep: with a call per step,
+ * the worker thread it has just handed a block to would take the GIL between them, and each
+ * step would have to wait for it back (a context switch each).
+ * Returns 0, or -1 once the loop quit or failed. */
+int micrec_wait(void *mainloop, prepare_fn prepare, poll_fn poll, dispatch_fn dispatch, iterate_fn iterate,
+                int timeout, int most)
+{
+    if (prepare(mainloop, timeout) < 0 || poll(mainloop) < 0 || dispatch(mainloop) < 0)
+        return -1;
+    return micrec_take_in(mainloop, iterate, most);
 }
 
 /* Copy the stream's queued fragments into dst, up to `capacity` bytes.

@@ -480,15 +480,19 @@ class Session:
         #
         # The first blocks are flushed at once, so that the file holds audio from the start. A
         # flush due before the next block would come is done with this one: the worker then
-        # wakes once per block, not again for the flush timer.
+        # wakes once per block, not again for the flush timer. The timer waits half a block
+        # longer than the flush time, so that a block that comes a little late (the server's
+        # packets are not the blocks' length apart to the millisecond) is not preceded by a
+        # wake-up of its own.
         flush_frames = int(self.rate * FLUSH_INTERVAL)
         eager_frames = int(self.rate * EAGER_FLUSH_SECONDS)
         next_flush, next_flush_frame = time.monotonic() + FLUSH_INTERVAL, 1  # the first block
         flushed = encoder.frames_written
         stream_rate = self._stream.rate
+        late = 0.0  # half the latest block's length
         try:
             while True:
-                timeout = None if encoder.frames_written == flushed else next_flush - time.monotonic()
+                timeout = None if encoder.frames_written == flushed else next_flush + late - time.monotonic()
                 item = get(timeout)
                 capture_time = None
                 if type(item) is tuple:  # (block, capture_time)
@@ -499,6 +503,7 @@ class Session:
                     consume(item, capture_time)
                     if self._pacer is not None:
                         self._pacer.block_done()
+                    late = 0.5 * len(item) / stream_rate
                     if encoder.frames_written < next_flush_frame and \
                             time.monotonic() + len(item) / stream_rate < next_flush:
                         continue

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import os
 import socket
 import threading
@@ -69,6 +70,11 @@ STALL_SECONDS = 0.5
 #: default 2048 frames at 48 kHz), and a busy machine a few milliseconds more. The wait ends as
 #: soon as the audio up to the stop has arrived; only a stalled source waits it out.
 TAIL_MARGIN_SECONDS = 0.06
+#: Packets at least this share of a block long are read as they come (see _wait_for_block).
+WHOLE_PACKET_SHARE = 0.25
+#: How often a reader that wakes for packets asks the server for a timing report (every reply
+#: wakes it too); one that sleeps on a timer asks once per block, the reply waiting for it.
+TIMING_SECONDS = 1.0
 #: Most main-loop iterations one wake-up runs to take in what the server sent meanwhile (a
 #: packet each, about; a guard against a source of events that never runs dry).
 _MAX_ITERATIONS = 100_000
@@ -256,6 +262,12 @@ class _PulseStream:
         self._loop_refs = (ctypes.byref(self._skip), ctypes.byref(self._holes))
         self._stream_arg = ctypes.c_void_p()  # set once the stream exists
         self._wake = threading.Event()
+        # Whether the server sends packets of a good share of a block (see _wait_for_block), and
+        # what the connection held before the latest wait for one (None: the wait was a sleep).
+        self._whole_packets = False
+        self._small_packets = 0  # small packets in a row
+        self._before_packet: int | None = None
+        self._timing_asked = -math.inf
         self._mainloop = self._pa.pa_mainloop_new()
         self._mainloop_arg = ctypes.c_void_p(self._mainloop)
         self._thread = threading.Thread(target=self._run, name="micrec-pulse-capture", daemon=True)
@@ -407,9 +419,10 @@ class _PulseStream:
                 return
             if self._closing or not self._take_in():
                 return
+            if self._before_packet is not None:
+                self._note_packet(self._pa.pa_stream_readable_size(self._stream) - self._before_packet)
             self._apply_block_size()
-            self._read_available()
-            self._deliver()
+            self._read_available()  # the blocks go out as the thread goes to sleep (_wait_for_block)
 
     def _wait_for_block(self) -> bool:
         """Sleep until the current block should have been captured, or, once it should, until a packet comes.
@@ -417,23 +430,47 @@ class _PulseStream:
         False when the main loop failed. The block's end is placed on the capture clock by the
         timeline (where the previous block ended, plus this one's length), not by the bytes still
         missing: a source that sends every 50 ms leaves the same bytes missing for 50 ms.
+
+        A server that sends packets of a good share of a block (PulseAudio when the recorder is
+        the source's only client, PipeWire always: a packet per fragment asked for) is waited
+        for on the connection alone: a timer would wake the thread at the block's end, about
+        half a packet before the packet that completes it, and then again for that packet.
         """
-        if self._fill + self._pa.pa_stream_readable_size(self._stream) >= self._want:
+        readable = self._pa.pa_stream_readable_size(self._stream)
+        if self._fill + readable >= self._want:
             return True  # a burst after a stall: complete already
         start = self._timeline.next_start
         wait = (time.monotonic() if start is None else start) + self._want / self._byte_rate - time.monotonic()
         if wait <= -STALL_SECONDS and self._fill:
             self._emit()  # the partial block of a stalled source
             return True
-        if wait <= 0:
+        if wait <= 0 or self._whole_packets:
+            self._before_packet = readable
+            self._deliver()
             return self._wait_for_packet()
+        self._before_packet = None
+        self._deliver()
         self._wake.wait(min(wait, HOLD_SECONDS))
         self._wake.clear()  # close() sets _closing before it wakes the thread: checked next
         return True
 
+    def _note_packet(self, size: int) -> None:
+        """Learn from a packet's ``size`` (bytes) whether the server's packets are worth waiting for one by one."""
+        if size <= 0:  # nothing new: the wake-up was for a timing reply or a state change
+            return
+        if size >= WHOLE_PACKET_SHARE * self._want:
+            self._whole_packets, self._small_packets = True, 0
+        else:  # PulseAudio splits a packet now and then (20 + 80 ms): only a run of small ones counts
+            self._small_packets += 1
+            self._whole_packets = self._whole_packets and self._small_packets < 3
+
     def _wait_for_packet(self, seconds: float = PACKET_WAIT_SECONDS) -> bool:
         """Block on the connection until the server sends something (or close() wakes the loop)."""
         pa, mainloop = self._pa, self._mainloop
+        if self._loop is not None:
+            fast = self._fast
+            return self._loop.micrec_wait(mainloop, fast.prepare_address, fast.poll_address, fast.dispatch_address,
+                                          fast.iterate_address, max(0, int(seconds * 1e6)), _MAX_ITERATIONS) == 0
         return (pa.pa_mainloop_prepare(mainloop, max(0, int(seconds * 1e6))) >= 0
                 and pa.pa_mainloop_poll(mainloop) >= 0 and pa.pa_mainloop_dispatch(mainloop) >= 0)
 
@@ -582,15 +619,26 @@ class _PulseStream:
         self._outbox.append((block, start))
         self._want = self._block_bytes
         if not self._closing:
-            # A fresh timing report for the next block (libpulse's own come seconds apart): each
-            # one is off by up to a PipeWire quantum, and the timeline averages many. Asked now,
-            # its reply comes while the thread sleeps.
-            self._unref(self._pa.pa_stream_update_timing_info(self._stream, None, None))
+            self._ask_timing()
         if not self._steady:  # the first block is out: the steady fragment, one read per block
             if self._raise_live:
                 self._raise_fragment()
             self._pa.pa_stream_set_read_callback(self._stream, _libpulse.ReadCallback(), None)
             self._steady = True
+
+    def _ask_timing(self) -> None:
+        """A fresh timing report for the next block (libpulse's own come up to 1.5 s apart).
+
+        Each report is off by up to a PipeWire quantum, and the timeline averages many. A reader
+        that sleeps on a timer asks after every block, and the reply comes while it sleeps; one
+        that waits on the connection would be woken by each reply, and asks every
+        :data:`TIMING_SECONDS`.
+        """
+        now = time.monotonic()
+        if self._whole_packets and now - self._timing_asked < TIMING_SECONDS:
+            return
+        self._timing_asked = now
+        self._unref(self._pa.pa_stream_update_timing_info(self._stream, None, None))
 
     def _deliver(self) -> None:
         """Hand the blocks read in this wake-up to the sink, as the thread's last work before it sleeps.
@@ -693,8 +741,10 @@ class _FastCalls:
         for function in (self.iterate, self.peek, self.drop):
             function.restype = ctypes.c_int
         # For the compiled loop, which calls them itself.
-        self.iterate_address, self.peek_address, self.drop_address = (
-            ctypes.cast(function, ctypes.c_void_p).value for function in (self.iterate, self.peek, self.drop))
+        self.iterate_address, self.peek_address, self.drop_address, self.prepare_address, self.poll_address, \
+            self.dispatch_address = (ctypes.cast(lib[name], ctypes.c_void_p).value for name in (
+                "pa_mainloop_iterate", "pa_stream_peek", "pa_stream_drop", "pa_mainloop_prepare",
+                "pa_mainloop_poll", "pa_mainloop_dispatch"))
 
 
 @functools.cache
@@ -732,7 +782,11 @@ class _Timeline:
             error = estimate - self._next
             if abs(error) > GAP_SECONDS:
                 start = estimate
-                lost = round(error * self.rate) if error > 0 else 0
+                # The first block's estimate may come from a report older than the source: one
+                # that was suspended (idle) sends its first packet as it wakes, 0.3-1 s after the
+                # stream started, and the next report places the audio that much later. That is
+                # the server's clock catching up, not audio lost.
+                lost = round(error * self.rate) if error > 0 and self._placed > 1 else 0
             else:
                 # The first blocks average their estimates (one report can be off by half of
                 # PipeWire's quantum); later ones follow them slowly, for the clock's drift.
