@@ -127,13 +127,14 @@ class Client:
     """A plain WebSocket client speaking micrec.web's protocol (websockets' sync API)."""
 
     def __init__(self, server: LiveServer, *, token: str | None = None, origin: str | None = None,
-                 url: str | None = None) -> None:
+                 url: str | None = None, reconnecting: bool = False) -> None:
         from websockets.sync.client import connect
 
         token = server.token() if token is None else token
         self.token = token  # names the visitor the take belongs to
+        query = f"?token={token}" + ("&reconnect=1" if reconnecting else "")  # as the page's reconnects
         # Entered at once: the connection lives as long as the test's client object.
-        self.ws = connect(f"{url or server.ws_url}?token={token}", origin=origin or server.origin,  # type: ignore[arg-type]
+        self.ws = connect(f"{url or server.ws_url}{query}", origin=origin or server.origin,  # type: ignore[arg-type]
                           open_timeout=WAIT, close_timeout=WAIT, max_size=1 << 20, proxy=None).__enter__()
         self.messages: list[dict[str, Any]] = []
 

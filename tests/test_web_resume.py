@@ -152,6 +152,34 @@ def test_a_dropped_take_resumes_as_one_file_bit_exact(tmp_path: Path) -> None:
         assert np.array_equal(audio, FEED[:3 * RATE])  # no gap, nothing twice
 
 
+def test_a_visitor_at_the_take_quota_can_resume_the_take_that_reached_it(tmp_path: Path) -> None:
+    """The count quota holds back new takes, not a dropped take coming back (the page's ``?reconnect=1``)."""
+    with live_server(tmp_path, limits=Limits(drop_seconds=WAIT, max_visitor_takes=1)) as server:
+        first = Client(server)
+        started = first.start(RATE, 1)
+        paced(first, FEED[:RATE // 2])
+        acked = acknowledged(first, RATE // 2)
+        first.drop()
+        # at the quota now (this take): a new take is refused, on a plain socket or on a
+        # reconnecting one that starts afresh
+        for reconnecting in (False, True):
+            refused = Client(server, token=first.token, reconnecting=reconnecting)
+            if reconnecting:
+                refused.start(RATE, 1)
+            ended = refused.finish()
+            assert ended.code == 1008 and "quota: you have 1 takes" in ended.reason, ended.reason
+        back = Client(server, token=first.token, reconnecting=True)
+        back.ws.send(json.dumps({"type": "reconnect", "ticket": started["ticket"], "sent": RATE, "acked": acked,
+                                 "rate": RATE, "channels": 1}))
+        answer = back.receive()
+        assert answer["type"] == "reconnected" and answer["take"] == started["take"], answer
+        back.send_audio(FEED[answer["frames"]:RATE], RATE)
+        ended = back.stop()
+        assert ended.summary["error"] is None
+        assert [p.name for p in tmp_path.iterdir()] == [started["take"]]
+        assert np.array_equal(ffmpeg_decode(tmp_path / started["take"])[:, 0], FEED[:RATE])
+
+
 def test_a_reconnect_replaces_a_connection_the_server_thinks_alive(tmp_path: Path) -> None:
     """A network that swallows packets leaves the old socket open on the server: the new one wins."""
     with live_server(tmp_path, limits=Limits(drop_seconds=WAIT)) as server:

@@ -317,6 +317,12 @@ class _Server:
             usage = await asyncio.to_thread(self.store.usage, visitor)
             # A shutdown that came meanwhile is told by run() (it waits for this take to end).
             refusal = None if self.closing is not None else self._over_quota(usage)
+            if refusal is not None and websocket.query_params.get("reconnect") == "1" \
+                    and self._over_quota(usage, count_takes=False) is None:
+                # A dropped take coming back is no new take: the count quota does not hold it
+                # back (the take it continues may be the one that reached it). The socket must
+                # then go on with a take (handler: a plain start is refused with this reason).
+                take.fresh_refusal, refusal = refusal, None
             if refusal is not None:
                 self.connections.discard(take)
                 await take.refuse(*refusal)
@@ -337,11 +343,12 @@ class _Server:
         if self.config.on_state_changed is not None:
             self.config.on_state_changed(event)
 
-    def _over_quota(self, usage: Usage, growing: int = 0) -> tuple[int, str] | None:
+    def _over_quota(self, usage: Usage, growing: int = 0, *, count_takes: bool = True) -> tuple[int, str] | None:
         """(close code, reason) when a visitor with ``usage`` (plus ``growing`` bytes of an open
-        take) may record no more, else None."""
+        take) may record no more, else None; ``count_takes=False`` leaves the count of takes out."""
         limits = self.config.limits
-        if limits.max_visitor_takes is not None and not growing and usage.takes >= limits.max_visitor_takes:
+        if limits.max_visitor_takes is not None and count_takes and not growing \
+                and usage.takes >= limits.max_visitor_takes:
             return CLOSE_POLICY, (f"quota: you have {usage.takes} takes, the most one visitor may keep "
                                   f"(limit {limits.max_visitor_takes}); ask the operator to remove some")
         if limits.max_visitor_bytes is not None and usage.bytes + growing >= limits.max_visitor_bytes:

@@ -110,6 +110,9 @@ class TakeConnection:
         self._listener = on_state_changed
         self._admit = admit
         self.admitted = False
+        #: Set by the app on a socket that said it reconnects (``?reconnect=1``) from a visitor at
+        #: the count quota: the refusal a plain ``start`` on it gets.
+        self.fresh_refusal: tuple[int, str] | None = None
         self._outbox: asyncio.Queue[Message | None] = asyncio.Queue()
         self._connected = True
         self._last_audio = time.monotonic()
@@ -176,6 +179,9 @@ class TakeConnection:
             if await self._hand_over(request):
                 return
             request = request.start  # the take is not held here: it goes on as a new part
+        elif self.fresh_refusal is not None:
+            await self.refuse(*self.fresh_refusal)
+            return
         busy = None if self._admit is None else self._admit()
         if busy is not None:
             await self.refuse(CLOSE_TRY_LATER, busy)

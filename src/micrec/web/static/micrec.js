@@ -114,7 +114,9 @@ export class MicrecRecorder extends EventTarget {
   // One socket: `first` is its opening message; resolve/reject settle start() (first socket only).
   _connect(first, resolve, reject) {
     const o = this.options;
-    const ws = new WebSocket(`${o.url}?token=${encodeURIComponent(o.token)}`);
+    // A reconnect says so in its URL: a visitor at the count quota may still resume a take.
+    const again = first.type === "reconnect" ? "&reconnect=1" : "";
+    const ws = new WebSocket(`${o.url}?token=${encodeURIComponent(o.token)}${again}`);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this._heard = Date.now();
