@@ -9,8 +9,11 @@
  * functions in as pointers, and the module is loaded with ctypes, never imported. The
  * signatures below are those of pulse/mainloop.h and pulse/stream.h.
  */
+#include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef int (*iterate_fn)(void *mainloop, int block, int *retval);
 typedef int (*prepare_fn)(void *mainloop, int timeout);
@@ -33,16 +36,24 @@ int micrec_take_in(void *mainloop, iterate_fn iterate, int most)
     return 0;
 }
 
-/* Sleep on the connection until the server sends something (or `timeout` microseconds pass,
- * or pa_mainloop_wakeup), then dispatch everything waiting, as micrec_take_in does.
+/* Ring the worker's doorbell (`bell`, an eventfd; -1: none), then sleep on the connection until
+ * the server sends something (or `timeout` microseconds pass, or pa_mainloop_wakeup), then
+ * dispatch everything waiting, as micrec_take_in does.
  *
- * One foreign call, so the caller lets go of Python's GIL once per sleep: with a call per step,
- * the worker thread it has just handed a block to would take the GIL between them, and each
- * step would have to wait for it back (a context switch each).
- * Returns 0, or -1 once the loop quit or failed. */
+ * One foreign call, so the caller lets go of Python's GIL once per sleep, and the worker it has
+ * just handed blocks to is woken only then: rung from Python, or with a call per step, the
+ * worker would wake to a GIL still held, and each would wait for the other (a context switch
+ * each). Returns 0, or -1 once the loop quit or failed. */
 int micrec_wait(void *mainloop, prepare_fn prepare, poll_fn poll, dispatch_fn dispatch, iterate_fn iterate,
-                int timeout, int most)
+                int timeout, int most, int bell)
 {
+    if (bell >= 0) {
+        uint64_t one = 1;
+        ssize_t written;
+        do {
+            written = write(bell, &one, sizeof one);
+        } while (written < 0 && errno == EINTR);
+    }
     if (prepare(mainloop, timeout) < 0 || poll(mainloop) < 0 || dispatch(mainloop) < 0)
         return -1;
     return micrec_take_in(mainloop, iterate, most);

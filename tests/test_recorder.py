@@ -26,7 +26,7 @@ from micrec import (
 )
 from micrec.backends import TestBackend
 
-from audio import dominant_frequency, noise, tone
+from audio import dominant_frequency, match_feed, noise, tone
 
 RATE = 48000
 
@@ -108,24 +108,31 @@ def test_a_handler_that_raises_does_not_break_the_take(tmp_path: Path) -> None:
 
 
 def test_pause_removes_the_paused_span(tmp_path: Path) -> None:
-    # A ramp makes every sample's position recognisable: the file must jump over the pause.
-    ramp = (np.arange(RATE * 4) % 30000).astype(np.int16)
-    rec = AudioRecorder(sample_rate=RATE, channels_num=1, backend=TestBackend(ramp, RATE, after_end="stop"))
+    # Noise makes every sample's position recognisable: the file must jump over the pause.
+    feed = noise(4.0, RATE, seed=17)
+    rec = AudioRecorder(sample_rate=RATE, channels_num=1, backend=TestBackend(feed, RATE, after_end="stop"))
     rec.start_recording(tmp_path / "p.wav")
     _wait_for(lambda: rec.duration_ms >= 500)
+    # The pause lasts from the pause() call to the resume() call: at least from its return to the
+    # resume's start, at most from the pause's start to the resume's return (wall clock).
+    before_pause = time.monotonic()
     rec.pause()
-    _wait_for_frames_stable(rec)
-    paused_at = rec.duration_ms
+    paused = time.monotonic()
     time.sleep(0.5)
-    assert rec.duration_ms == paused_at  # nothing is written while paused
+    resumed = time.monotonic()
     rec.resume()
+    after_resume = time.monotonic()
     assert isinstance(rec.backend, TestBackend)
     rec.backend.wait_done(10)
     rec.stop_recording()
     data, _ = sf.read(tmp_path / "p.wav", dtype="int16")
-    assert len(data) < len(ramp) - RATE * 0.3  # at least ~0.4 s were left out
-    jumps = np.flatnonzero(np.diff(data.astype(np.int32)) != 1)
-    assert len(jumps[np.diff(data.astype(np.int32))[jumps] != -29999]) == 1
+    match = match_feed(data, feed)
+    assert match.bad_samples == 0 and match.gap_samples == 0 and match.runs[0][1] == 0
+    jumps = match.jumps()
+    assert len(jumps) == 1, match.runs  # one cut: nothing written while paused, nothing twice
+    assert match.runs[-1][1] + match.runs[-1][2] == len(feed)  # and on to the end
+    block = RATE // 10  # the test backend's blocks: the cut is by capture time, within one
+    assert (resumed - paused) * RATE - block <= jumps[0] <= (after_resume - before_pause) * RATE + block, jumps
 
 
 def test_seek_cuts_the_take_sample_exact(tmp_path: Path) -> None:
@@ -419,6 +426,38 @@ def test_overflows_are_counted() -> None:
     for _ in range(5):
         sink.push(block)
     assert sink.overflows == 3 and sink.dropped_frames == 30
+
+
+def test_the_capture_queue_wakes_its_worker_for_every_hand_over() -> None:
+    """A push wakes a waiting worker; a quiet push does not, until its doorbell is rung (as the C loop does)."""
+    import os
+    import sys
+    import threading
+
+    from micrec.session import CaptureQueue
+
+    sink = CaptureQueue(max_blocks=8)
+    block = np.arange(20, dtype=np.int16).reshape(10, 2)
+    assert sink.get(timeout=0.01) is None  # nothing yet: the timeout ends the wait
+    got: list[object] = []
+    worker = threading.Thread(target=lambda: got.append(sink.get(timeout=30)))
+    worker.start()
+    sink.push(block, capture_time=1.0)
+    worker.join(30)
+    assert len(got) == 1 and got[0][1] == 1.0 and np.array_equal(got[0][0], block)  # type: ignore[index]
+    sink.push_quietly(block, 2.0)
+    sink.put_command("command")
+    assert sink.get(timeout=0)[1] == 2.0 and sink.get(timeout=0) == "command"  # in order
+    if sink.doorbell_fd >= 0:  # Linux: an eventfd that code without the GIL rings
+        got.clear()
+        worker = threading.Thread(target=lambda: got.append(sink.get(timeout=30)))
+        worker.start()
+        sink.push_quietly(block, 3.0)
+        worker.join(0.2)
+        assert worker.is_alive() and not got  # not woken by a quiet push
+        os.write(sink.doorbell_fd, (1).to_bytes(8, sys.byteorder))
+        worker.join(30)
+        assert got and got[0][1] == 3.0  # type: ignore[index]
 
 
 def test_import_loads_no_audio_library() -> None:

@@ -12,7 +12,6 @@ import errno
 import logging
 import math
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import encoders
+from ._doorbell import Doorbell
 from ._pacing import BlockPacer, needs_blocks_soon, pacer_for
 from .backends import CaptureBackend, StreamSpec
 from .backends.outputs import check_output, monitor_channels
@@ -132,8 +132,9 @@ class _Fault:
 class CaptureQueue:
     """The sink capture streams deliver to: a lock-free hand-off to the worker thread.
 
-    ``push`` is all an audio callback does: one C-level queue put (or a counted drop when the
-    worker is more than :data:`QUEUE_SECONDS` behind, or while paused).
+    ``push`` is all an audio callback does: a deque append and a ring of the worker's doorbell
+    (or a counted drop when the worker is more than :data:`QUEUE_SECONDS` behind, or while
+    paused).
 
     A pause cuts at the moment :meth:`pause` and :meth:`resume` were called, on the capture
     clock: a block that carries its ``capture_time`` keeps the frames captured before the
@@ -142,7 +143,11 @@ class CaptureQueue:
     """
 
     def __init__(self, max_blocks: int) -> None:
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._items: deque[Any] = deque()
+        self._bell = Doorbell()
+        #: The worker's doorbell as a file descriptor that C code rings (an eventfd), or -1; see
+        #: :meth:`push_quietly`.
+        self.doorbell_fd = self._bell.fd
         self.max_blocks = max_blocks
         self.closed = False
         self.overflows = 0
@@ -188,6 +193,17 @@ class CaptureQueue:
         self._end = moment
 
     def push(self, block: Block, *, wait: bool = False, capture_time: float | None = None) -> None:
+        self._push(block, wait, capture_time, True)
+
+    def push_quietly(self, block: Block, capture_time: float | None = None) -> None:
+        """:meth:`push` without waking the worker: the caller rings :attr:`doorbell_fd` soon after.
+
+        For a capture thread that goes to sleep in a foreign call right after it hands over its
+        blocks, and rings from there, once it has let go of the GIL (see :mod:`micrec._doorbell`).
+        """
+        self._push(block, False, capture_time, False)
+
+    def _push(self, block: Block, wait: bool, capture_time: float | None, ring: bool) -> None:
         if self.closed:
             return
         pause, rate = self._pause, self.rate
@@ -207,18 +223,18 @@ class CaptureQueue:
             self._begin = -math.inf  # the take has begun: the clock's later jumps cut nothing out of it
         if pause is None or capture_time is None or rate is None:
             if pause is None or pause[1] != math.inf:  # not paused: no cut to make
-                self._put(block, wait, capture_time)
+                self._put(block, wait, capture_time, ring)
             return
         frames = len(block)
         before = min(frames, max(0, round((pause[0] - capture_time) * rate)))
         after = frames if pause[1] == math.inf else min(frames, max(0, round((pause[1] - capture_time) * rate)))
         if before >= frames or after <= 0:  # all of it before the pause, or all after the resume
-            self._put(block, wait, capture_time)
+            self._put(block, wait, capture_time, ring)
             return
         if before:
-            self._put(block[:before], wait, capture_time)
+            self._put(block[:before], wait, capture_time, ring)
         if after < frames:
-            self._put(block[after:], wait, capture_time + after / rate)
+            self._put(block[after:], wait, capture_time + after / rate, ring)
 
     def wait_delivered(self, moment: float, timeout: float) -> bool:
         """Wait (at most ``timeout`` s) until the stream has delivered what it captured before ``moment``."""
@@ -229,33 +245,38 @@ class CaptureQueue:
             time.sleep(0.005)
         return True
 
-    def _put(self, block: Block, wait: bool, capture_time: float | None) -> None:
-        q = self._queue
-        if q.qsize() >= self.max_blocks:
+    def _put(self, block: Block, wait: bool, capture_time: float | None, ring: bool = True) -> None:
+        items = self._items
+        if len(items) >= self.max_blocks:
             if not wait:
                 self._count_drop(len(block))
                 return
-            while q.qsize() >= self.max_blocks and not self.closed:
+            while len(items) >= self.max_blocks and not self.closed:
                 time.sleep(0.001)
-        q.put(block if capture_time is None else (block, capture_time))
+        items.append(block if capture_time is None else (block, capture_time))
+        if ring:
+            self._bell.ring()
 
     def overflow(self, frames: int = 0) -> None:
         self._count_drop(frames)
 
     def fail(self, error: BaseException) -> None:
-        self._queue.put(_Fault(error))
+        self.put_command(_Fault(error))
 
     def put_command(self, command: Any) -> None:
-        self._queue.put(command)
+        self._items.append(command)
+        self._bell.ring()
 
     def get(self, timeout: float | None = None) -> Any:
-        """The next item, or None when ``timeout`` seconds pass without one."""
-        if timeout is None:
-            return self._queue.get()
-        try:
-            return self._queue.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            return None
+        """The next item, or None when ``timeout`` seconds pass without one (the worker's only)."""
+        items = self._items
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not items:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self._bell.wait(left)  # producers append, then ring: a ring that finds nothing was used up
+        return items.popleft()
 
     def _count_drop(self, frames: int) -> None:
         self.overflows += 1

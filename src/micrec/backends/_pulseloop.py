@@ -39,7 +39,7 @@ def load() -> Any | None:
     lib.micrec_take_in.restype = c_int
     lib.micrec_take_in.argtypes = [c_void_p, c_void_p, c_int]
     lib.micrec_wait.restype = c_int
-    lib.micrec_wait.argtypes = [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_int, c_int]
+    lib.micrec_wait.argtypes = [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_int, c_int, c_int]
     lib.micrec_read.restype = c_long
     lib.micrec_read.argtypes = [c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p]
     return lib

@@ -268,6 +268,11 @@ class _PulseStream:
         self._small_packets = 0  # small packets in a row
         self._before_packet: int | None = None
         self._timing_asked = -math.inf
+        # Blocks handed over before a sleep on the connection wake the worker from that call
+        # (micrec_wait), once this thread has let go of the GIL: see micrec._doorbell.
+        self._push_quietly = getattr(sink, "push_quietly", None)
+        self._doorbell_fd = getattr(sink, "doorbell_fd", -1) if self._push_quietly is not None else -1
+        self._ring = False  # blocks were handed over quietly: the next wait rings
         self._mainloop = self._pa.pa_mainloop_new()
         self._mainloop_arg = ctypes.c_void_p(self._mainloop)
         self._thread = threading.Thread(target=self._run, name="micrec-pulse-capture", daemon=True)
@@ -446,7 +451,7 @@ class _PulseStream:
             return True
         if wait <= 0 or self._whole_packets:
             self._before_packet = readable
-            self._deliver()
+            self._deliver(quietly=self._loop is not None and self._doorbell_fd >= 0)
             return self._wait_for_packet()
         self._before_packet = None
         self._deliver()
@@ -468,9 +473,11 @@ class _PulseStream:
         """Block on the connection until the server sends something (or close() wakes the loop)."""
         pa, mainloop = self._pa, self._mainloop
         if self._loop is not None:
-            fast = self._fast
+            fast, ring = self._fast, self._doorbell_fd if self._ring else -1
+            self._ring = False
             return self._loop.micrec_wait(mainloop, fast.prepare_address, fast.poll_address, fast.dispatch_address,
-                                          fast.iterate_address, max(0, int(seconds * 1e6)), _MAX_ITERATIONS) == 0
+                                          fast.iterate_address, max(0, int(seconds * 1e6)), _MAX_ITERATIONS,
+                                          ring) == 0
         return (pa.pa_mainloop_prepare(mainloop, max(0, int(seconds * 1e6))) >= 0
                 and pa.pa_mainloop_poll(mainloop) >= 0 and pa.pa_mainloop_dispatch(mainloop) >= 0)
 
@@ -640,15 +647,25 @@ class _PulseStream:
         self._timing_asked = now
         self._unref(self._pa.pa_stream_update_timing_info(self._stream, None, None))
 
-    def _deliver(self) -> None:
+    def _deliver(self, quietly: bool = False) -> None:
         """Hand the blocks read in this wake-up to the sink, as the thread's last work before it sleeps.
 
         Pushing wakes the worker; were the reader still busy with libpulse (whose every call
         through ctypes lets go of the GIL and takes it back), the worker would wake to a held
-        GIL and sleep again: two wake-ups a block instead of one.
+        GIL and sleep again: two wake-ups a block instead of one. ``quietly``: the blocks go in
+        without waking it, and the wait on the connection that follows rings its doorbell from
+        C, the GIL let go of (see :mod:`micrec._doorbell`).
         """
-        for block, start in self._outbox:
-            self._sink.push(block, capture_time=start)
+        if not self._outbox:
+            return
+        if quietly and self._push_quietly is not None:
+            push_quietly = self._push_quietly
+            for block, start in self._outbox:
+                push_quietly(block, start)
+            self._ring = True
+        else:
+            for block, start in self._outbox:
+                self._sink.push(block, capture_time=start)
         self._outbox.clear()
 
     def _capture_end(self) -> float:
