@@ -431,6 +431,7 @@ def test_overflows_are_counted() -> None:
 def test_the_capture_queue_wakes_its_worker_for_every_hand_over() -> None:
     """A push wakes a waiting worker; a quiet push does not, until its doorbell is rung (as the C loop does)."""
     import os
+    import select
     import sys
     import threading
 
@@ -448,16 +449,24 @@ def test_the_capture_queue_wakes_its_worker_for_every_hand_over() -> None:
     sink.push_quietly(block, 2.0)
     sink.put_command("command")
     assert sink.get(timeout=0)[1] == 2.0 and sink.get(timeout=0) == "command"  # in order
+    # Those two were taken without a wait: the command's ring is still there. A wait uses it up and
+    # finds nothing (a spurious wake-up, the worst a stale ring does).
+    assert sink.get(timeout=0.05) is None
     if sink.doorbell_fd >= 0:  # Linux: an eventfd that code without the GIL rings
-        got.clear()
-        worker = threading.Thread(target=lambda: got.append(sink.get(timeout=30)))
-        worker.start()
+        def rung() -> bool:
+            poller = select.poll()
+            poller.register(sink.doorbell_fd, select.POLLIN)
+            return bool(poller.poll(0))
+
+        assert not rung()
         sink.push_quietly(block, 3.0)
-        worker.join(0.2)
-        assert worker.is_alive() and not got  # not woken by a quiet push
-        os.write(sink.doorbell_fd, (1).to_bytes(8, sys.byteorder))
-        worker.join(30)
-        assert got and got[0][1] == 3.0  # type: ignore[index]
+        assert not rung()  # a quiet push leaves the worker asleep
+        os.write(sink.doorbell_fd, (1).to_bytes(8, sys.byteorder))  # as micrec_wait does
+        assert rung()
+        assert sink.get(timeout=30)[1] == 3.0
+        assert sink.get(timeout=0.05) is None and not rung()  # (the block was there: that ring is used up now)
+        sink.push(block, capture_time=4.0)
+        assert rung() and sink.get(timeout=30)[1] == 4.0  # a push rings
 
 
 def test_import_loads_no_audio_library() -> None:
