@@ -430,3 +430,34 @@ def test_a_killed_process_leaves_a_readable_file(vmic: VirtualMicrophone, tmp_pa
         assert ffprobe(path).codec == codec
         with sf.SoundFile(path) as f:  # libsndfile too
             assert f.read(dtype="int16").shape[0] / 48000 >= expected
+
+
+def _eventfds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += "eventfd" in os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            pass
+    return count
+
+
+def test_takes_let_go_of_their_doorbells_without_the_garbage_collector(vmic: VirtualMicrophone,
+                                                                       tmp_path: Path) -> None:
+    """Each take's worker sleeps on an eventfd: a reference cycle would keep it open until a collection."""
+    import gc
+
+    vmic.play_tone(440.0, 4, mic="vmic_a")
+    before = _eventfds()
+    gc.disable()
+    try:
+        for i in range(3):
+            rec = AudioRecorder(sample_rate=48000, channels_num=1, device="vmic_a")
+            rec.start_recording(tmp_path / f"{i}.wav")
+            rec.get_amplitude()  # a watched take, and an unwatched one after it (the pacer)
+            time.sleep(0.3)
+            rec.stop_recording()
+            del rec
+        assert _eventfds() == before
+    finally:
+        gc.enable()

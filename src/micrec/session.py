@@ -363,8 +363,11 @@ class Session:
         session.block_listeners.extend(listeners or ())
         if config.blocksize is None and voice is None and mix is None and gate is None:
             # Nothing reacts to the audio as it comes: the blocks may grow while nobody reads.
+            # (The test closes over the list, not the session: no reference cycle keeps the
+            # session, and its queue's doorbell, a file descriptor, after the take.)
+            listeners = session.block_listeners
             session._pacer = pacer_for(stream, round(block_frames * stream.rate / rate),
-                                       lambda: any(map(needs_blocks_soon, session.block_listeners)))
+                                       lambda: any(map(needs_blocks_soon, listeners)))
         session._worker.start()
         try:
             for processor in processors:

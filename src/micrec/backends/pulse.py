@@ -741,6 +741,9 @@ class _PulseStream:
             if self._mainloop:
                 pa.pa_mainloop_free(self._mainloop)
                 self._mainloop = None
+        # The stream lives on in a reference cycle (its libpulse callbacks) until the garbage
+        # collector runs; the session's queue, whose doorbell is a file descriptor, must not.
+        self._sink, self._push_quietly, self._doorbell_fd = _NullSink(), None, -1
 
 
 class _FastCalls:
