@@ -270,8 +270,9 @@ class _PulseStream:
         self._timing_asked = -math.inf
         # Blocks handed over before a sleep on the connection wake the worker from that call
         # (micrec_wait), once this thread has let go of the GIL: see micrec._doorbell.
-        self._push_quietly = getattr(sink, "push_quietly", None)
-        self._doorbell_fd = getattr(sink, "doorbell_fd", -1) if self._push_quietly is not None else -1
+        # Only the compiled loop rings, and only a sink with a doorbell it can write to.
+        self._doorbell_fd = getattr(sink, "doorbell_fd", -1) if self._loop is not None else -1
+        self._push_quietly = getattr(sink, "push_quietly", None) if self._doorbell_fd >= 0 else None
         self._ring = False  # blocks were handed over quietly: the next wait rings
         self._mainloop = self._pa.pa_mainloop_new()
         self._mainloop_arg = ctypes.c_void_p(self._mainloop)
@@ -451,7 +452,7 @@ class _PulseStream:
             return True
         if wait <= 0 or self._whole_packets:
             self._before_packet = readable
-            self._deliver(quietly=self._loop is not None and self._doorbell_fd >= 0)
+            self._deliver(quietly=True)
             return self._wait_for_packet()
         self._before_packet = None
         self._deliver()
@@ -652,14 +653,14 @@ class _PulseStream:
 
         Pushing wakes the worker; were the reader still busy with libpulse (whose every call
         through ctypes lets go of the GIL and takes it back), the worker would wake to a held
-        GIL and sleep again: two wake-ups a block instead of one. ``quietly``: the blocks go in
+        GIL and sleep again: two wake-ups a block instead of one. ``quietly`` (where it can): the blocks go in
         without waking it, and the wait on the connection that follows rings its doorbell from
         C, the GIL let go of (see :mod:`micrec._doorbell`).
         """
         if not self._outbox:
             return
-        if quietly and self._push_quietly is not None:
-            push_quietly = self._push_quietly
+        push_quietly = self._push_quietly if quietly else None
+        if push_quietly is not None:
             for block, start in self._outbox:
                 push_quietly(block, start)
             self._ring = True
