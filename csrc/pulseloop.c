@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef int (*iterate_fn)(void *mainloop, int block, int *retval);
@@ -21,6 +22,7 @@ typedef int (*poll_fn)(void *mainloop);
 typedef int (*dispatch_fn)(void *mainloop);
 typedef int (*peek_fn)(void *stream, const void **data, size_t *nbytes);
 typedef int (*drop_fn)(void *stream);
+typedef size_t (*readable_fn)(void *stream);
 
 /* Dispatch everything the main loop has waiting, without blocking, at most `most` iterations.
  * Returns 0, or -1 once the loop quit or failed. */
@@ -57,6 +59,50 @@ int micrec_wait(void *mainloop, prepare_fn prepare, poll_fn poll, dispatch_fn di
     if (prepare(mainloop, timeout) < 0 || poll(mainloop) < 0 || dispatch(mainloop) < 0)
         return -1;
     return micrec_take_in(mainloop, iterate, most);
+}
+
+static long long now_usec(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+/* micrec_wait, for as long as the server sends whole packets and the block is not complete.
+ *
+ * Waits as micrec_wait does, then, as long as each wake-up brought a packet of at least
+ * `min_packet` bytes and the stream holds fewer than `needed` readable bytes, waits again (until
+ * `timeout` microseconds have passed in all). A server that sends 100 ms packets for 250 ms
+ * blocks so wakes Python once per block, not once per packet: the packets wait in libpulse
+ * until the block is complete (two or three of them: no memory to speak of).
+ *
+ * A wake-up that brought no packet (a timing reply, libpulse waking its own loop after a drop)
+ * is dispatched here; the caller gets control back when `*interrupt` is set (it sets it before
+ * pa_mainloop_wakeup: close(), a new block size), the stream fails, or a small packet comes
+ * (the caller judges the server's packets again). *last_before is what the stream held before
+ * the latest packet. Returns 0, or -1 once the loop quit or failed. */
+int micrec_wait_for(void *mainloop, prepare_fn prepare, poll_fn poll, dispatch_fn dispatch, iterate_fn iterate,
+                    int timeout, int most, int bell, void *stream, readable_fn readable, size_t needed,
+                    size_t min_packet, size_t *last_before, volatile int *interrupt)
+{
+    long long deadline = now_usec() + timeout;
+    size_t before = readable(stream);
+    *last_before = before;
+    for (;;) {
+        long long left = deadline - now_usec();
+        if (micrec_wait(mainloop, prepare, poll, dispatch, iterate, left > 0 ? (int)left : 0, most, bell) < 0)
+            return -1;
+        bell = -1;
+        size_t held = readable(stream);
+        if (held == (size_t)-1)
+            return 0;  /* the stream failed: its state callback has told the caller */
+        size_t packet = held > before ? held - before : 0;
+        if (packet)
+            *last_before = before;
+        if (*interrupt || (packet && packet < min_packet) || held >= needed || deadline - now_usec() <= 0)
+            return 0;
+        before = held;
+    }
 }
 
 /* Copy the stream's queued fragments into dst, up to `capacity` bytes.

@@ -145,6 +145,67 @@ def test_take_in_iterates_until_nothing_is_dispatched_or_the_loop_quits(loop: ob
     assert len(calls) == 3
 
 
+STEP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+PREPARE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+READABLE = ctypes.CFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p)
+
+
+class ScriptedConnection:
+    """A main loop whose every poll brings the stream to the next of ``held`` readable bytes."""
+
+    def __init__(self, held: list[int], interrupt_at: int | None = None, fail_at: int | None = None) -> None:
+        self.held = list(held)
+        self.polls = 0
+        self.interrupt = ctypes.c_int()
+        self._interrupt_at, self._fail_at = interrupt_at, fail_at
+        self.functions = (PREPARE(lambda _m, _t: 0), STEP(self._poll), STEP(lambda _m: 0),
+                          ITERATE(lambda _m, _b, _r: 0), READABLE(self._readable))
+
+    def _poll(self, _mainloop: int) -> int:
+        self.polls += 1
+        if self.polls == self._fail_at:
+            return -1
+        if self.polls == self._interrupt_at:
+            self.interrupt.value = 1
+        if len(self.held) > 1:
+            self.held.pop(0)
+        return 1
+
+    def _readable(self, _stream: int) -> int:
+        return self.held[0]
+
+    def wait_for(self, loop: object, needed: int, min_packet: int) -> tuple[int, int]:
+        prepare, poll, dispatch, iterate, readable = (ctypes.cast(f, ctypes.c_void_p) for f in self.functions)
+        before = ctypes.c_size_t()
+        result = loop.micrec_wait_for(None, prepare, poll, dispatch, iterate, 10_000_000, 100, -1, None, readable,
+                                      needed, min_packet, ctypes.byref(before), ctypes.byref(self.interrupt))
+        return result, before.value
+
+
+def test_wait_for_sleeps_through_whole_packets_until_the_block_is_complete(loop: object) -> None:
+    connection = ScriptedConnection([0, 100, 200, 300, 400])
+    assert connection.wait_for(loop, needed=250, min_packet=50) == (0, 200)
+    assert connection.polls == 3  # one Python wake-up for three packets
+
+
+def test_wait_for_sleeps_through_wake_ups_that_bring_no_packet(loop: object) -> None:
+    # A timing reply, libpulse waking its own loop: nothing for the caller to do.
+    connection = ScriptedConnection([0, 0, 0, 100])
+    assert connection.wait_for(loop, needed=100, min_packet=50) == (0, 0)
+    assert connection.polls == 3
+
+
+def test_wait_for_hands_back_a_small_packet_an_interrupt_and_a_failure(loop: object) -> None:
+    small = ScriptedConnection([0, 100, 110, 300])
+    assert small.wait_for(loop, needed=250, min_packet=50) == (0, 100)
+    assert small.polls == 2  # the caller judges the packets again
+    interrupted = ScriptedConnection([0, 0, 0, 0, 100], interrupt_at=2)
+    assert interrupted.wait_for(loop, needed=100, min_packet=50)[0] == 0
+    assert interrupted.polls == 2  # close() or a new block size: back at once
+    failed = ScriptedConnection([0, 100, 200], fail_at=2)
+    assert failed.wait_for(loop, needed=250, min_packet=50)[0] == -1
+
+
 def test_the_python_capture_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MICREC_PYTHON_CAPTURE", "1")
     _pulseloop.load.cache_clear()

@@ -34,15 +34,22 @@ def load() -> Any | None:
         return None
     try:
         lib = ctypes.CDLL(str(path))
-    except OSError:  # built for another machine: the Python loop does the same work
+        _declare(lib)
+    except (OSError, AttributeError):  # built for another machine, or an older build: Python does the same
         return None
+    return lib
+
+
+def _declare(lib: Any) -> None:
     lib.micrec_take_in.restype = c_int
     lib.micrec_take_in.argtypes = [c_void_p, c_void_p, c_int]
     lib.micrec_wait.restype = c_int
     lib.micrec_wait.argtypes = [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_int, c_int, c_int]
+    lib.micrec_wait_for.restype = c_int
+    lib.micrec_wait_for.argtypes = [c_void_p, c_void_p, c_void_p, c_void_p, c_void_p, c_int, c_int, c_int, c_void_p,
+                                    c_void_p, c_size_t, c_size_t, c_void_p, c_void_p]
     lib.micrec_read.restype = c_long
     lib.micrec_read.argtypes = [c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p]
-    return lib
 
 
 def _library_path() -> Path | None:

@@ -268,6 +268,10 @@ class _PulseStream:
         self._small_packets = 0  # small packets in a row
         self._before_packet: int | None = None
         self._timing_asked = -math.inf
+        self._last_before = ctypes.c_size_t()  # see _wait_for_packet
+        self._last_before_ref = ctypes.byref(self._last_before)
+        self._interrupt = ctypes.c_int()  # set before pa_mainloop_wakeup: the compiled wait returns
+        self._interrupt_ref = ctypes.byref(self._interrupt)
         # Blocks handed over before a sleep on the connection wake the worker from that call
         # (micrec_wait), once this thread has let go of the GIL: see micrec._doorbell.
         # Only the compiled loop rings, and only a sink with a doorbell it can write to.
@@ -367,6 +371,7 @@ class _PulseStream:
         """
         self._asked_block_bytes = max(1, int(frames)) * self._frame_bytes
         self._wake.set()  # a shorter block may be due already
+        self._interrupt.value = 1
         with self._lock:
             if self._mainloop:
                 self._pa.pa_mainloop_wakeup(self._mainloop)  # the reader may be waiting on the connection
@@ -381,6 +386,7 @@ class _PulseStream:
         self._stop_at = time.monotonic()
         self._closing = True
         self._wake.set()
+        self._interrupt.value = 1
         with self._lock:
             if self._mainloop:
                 self._pa.pa_mainloop_wakeup(self._mainloop)  # from any thread; no quit: the tail is read
@@ -453,7 +459,9 @@ class _PulseStream:
         if wait <= 0 or self._whole_packets:
             self._before_packet = readable
             self._deliver(quietly=True)
-            return self._wait_for_packet()
+            # Whole packets: the compiled loop waits for as many as complete the block.
+            missing = self._want - self._fill if self._whole_packets else 0
+            return self._wait_for_packet(needed=missing)
         self._before_packet = None
         self._deliver()
         self._wake.wait(min(wait, HOLD_SECONDS))
@@ -470,15 +478,31 @@ class _PulseStream:
             self._small_packets += 1
             self._whole_packets = self._whole_packets and self._small_packets < 3
 
-    def _wait_for_packet(self, seconds: float = PACKET_WAIT_SECONDS) -> bool:
-        """Block on the connection until the server sends something (or close() wakes the loop)."""
+    def _wait_for_packet(self, seconds: float = PACKET_WAIT_SECONDS, needed: int = 0) -> bool:
+        """Block on the connection until the server sends something (or close() wakes the loop).
+
+        With ``needed`` (bytes) the compiled loop goes on waiting, without coming back to Python,
+        for as long as whole packets come and the stream holds fewer than that: one wake-up of
+        this thread per block instead of per packet. ``_before_packet`` is then what the stream
+        held before the last packet, for :meth:`_note_packet`.
+        """
         pa, mainloop = self._pa, self._mainloop
         if self._loop is not None:
             fast, ring = self._fast, self._doorbell_fd if self._ring else -1
             self._ring = False
-            return self._loop.micrec_wait(mainloop, fast.prepare_address, fast.poll_address, fast.dispatch_address,
-                                          fast.iterate_address, max(0, int(seconds * 1e6)), _MAX_ITERATIONS,
-                                          ring) == 0
+            timeout = max(0, int(seconds * 1e6))
+            if needed <= 0:
+                return self._loop.micrec_wait(mainloop, fast.prepare_address, fast.poll_address,
+                                              fast.dispatch_address, fast.iterate_address, timeout, _MAX_ITERATIONS,
+                                              ring) == 0
+            min_packet = int(WHOLE_PACKET_SHARE * self._want)
+            done = self._loop.micrec_wait_for(mainloop, fast.prepare_address, fast.poll_address,
+                                              fast.dispatch_address, fast.iterate_address, timeout, _MAX_ITERATIONS,
+                                              ring, self._stream, fast.readable_address, needed, min_packet,
+                                              self._last_before_ref, self._interrupt_ref) == 0
+            self._interrupt.value = 0  # a new block size asked for meanwhile is applied next (_run_steady)
+            self._before_packet = self._last_before.value
+            return done
         return (pa.pa_mainloop_prepare(mainloop, max(0, int(seconds * 1e6))) >= 0
                 and pa.pa_mainloop_poll(mainloop) >= 0 and pa.pa_mainloop_dispatch(mainloop) >= 0)
 
@@ -763,9 +787,9 @@ class _FastCalls:
             function.restype = ctypes.c_int
         # For the compiled loop, which calls them itself.
         self.iterate_address, self.peek_address, self.drop_address, self.prepare_address, self.poll_address, \
-            self.dispatch_address = (ctypes.cast(lib[name], ctypes.c_void_p).value for name in (
+            self.dispatch_address, self.readable_address = (ctypes.cast(lib[name], ctypes.c_void_p).value for name in (
                 "pa_mainloop_iterate", "pa_stream_peek", "pa_stream_drop", "pa_mainloop_prepare",
-                "pa_mainloop_poll", "pa_mainloop_dispatch"))
+                "pa_mainloop_poll", "pa_mainloop_dispatch", "pa_stream_readable_size"))
 
 
 @functools.cache
