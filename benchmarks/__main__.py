@@ -4,6 +4,7 @@ Without a command it runs the peer comparison (``benchmarks.peers.compare``, und
 and writes ``docs/benchmarks.md``. The other commands::
 
     python -m benchmarks profile micrec micrec-meter parecord arecord   # CPU per thread
+    python -m benchmarks floor        # the least a recorder shaped like micrec costs here
     python -m benchmarks vad --takes 8
     python -m benchmarks aec --runs 20
     python -m benchmarks mixing --seconds 8
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 COMMANDS = {
     "compare": "benchmarks.peers.compare",
     "profile": "benchmarks.profiles",
+    "floor": "benchmarks.floor",
     "vad": "benchmarks.features.vad",
     "aec": "benchmarks.features.aec",
     "mixing": "benchmarks.features.mixing",

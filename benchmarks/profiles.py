@@ -32,6 +32,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.peers.compare import compile_bytecode
 from benchmarks.peers.mic import BenchMicrophone
 from benchmarks.peers.proc import process_schedstat, profile
 
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs per variant, interleaved (median)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    compile_bytecode()
     results: dict[str, list[dict[str, tuple[float, float]]]] = defaultdict(list)
     microphone = BenchMicrophone(args.keepalive_ms, args.server, alone=args.alone, reference=False)
     with tempfile.TemporaryDirectory() as tmp, microphone as mic:

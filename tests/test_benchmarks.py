@@ -131,9 +131,28 @@ def test_the_package_has_one_entry_point_for_every_concern() -> None:
 
     from benchmarks.__main__ import COMMANDS
 
-    assert {"compare", "profile", "vad", "aec", "mixing", "segments", "web-load"} <= set(COMMANDS)
+    assert {"compare", "profile", "floor", "vad", "aec", "mixing", "segments", "web-load"} <= set(COMMANDS)
     for module in COMMANDS.values():
         assert callable(importlib.import_module(module).main), module
+
+
+def test_the_floors_worker_skeleton_does_the_work_it_stands_for(tmp_path: Path) -> None:
+    """The floor is only a floor if its skeleton writes every block and keeps the header's size."""
+    import struct
+    import subprocess
+    import sys
+
+    from benchmarks.floor import WORKER_SKELETON
+    from benchmarks.peers.mic import MIC
+
+    out = tmp_path / "skeleton.wav"
+    block = MIC.rate // 4 * MIC.channels * 2
+    subprocess.run([sys.executable, "-c", WORKER_SKELETON.format(rate=MIC.rate, channels=MIC.channels), str(out),
+                    "3"], check=True, timeout=60)
+    data = out.read_bytes()
+    assert len(data) == 44 + 3 * block
+    assert struct.unpack("<I", data[40:44])[0] == len(data) - 44
+    assert any(data[44:])  # noise, not silence
 
 
 @pytest.mark.pulse
