@@ -59,3 +59,25 @@ def test_short_wav_is_plain_riff(tmp_path: Path) -> None:
     rec.backend.wait_done(10)
     rec.stop_recording()
     assert (tmp_path / "small.wav").read_bytes()[:4] == b"RIFF"
+
+
+@pytest.mark.parametrize(("name", "suffix"), [("WavEncoder", ".wav"), ("FlacEncoder", ".flac")])
+def test_libsndfile_writers_take_any_block_layout_bit_exact(tmp_path: Path, name: str, suffix: str) -> None:
+    """The direct sf_writef_short path (C-contiguous int16) and SoundFile.write (anything else) agree."""
+    import subprocess
+
+    from micrec.encoders import flac, wav
+
+    cls = getattr(wav if name == "WavEncoder" else flac, name)
+    rng = np.random.default_rng(7)
+    audio = rng.integers(-32768, 32767, (12000, 2), dtype=np.int16, endpoint=True)
+    path = tmp_path / f"take{suffix}"
+    encoder = cls(str(path), 48000, 2, 0)
+    encoder.write(audio[:4000])  # contiguous: the direct call
+    encoder.write(np.asfortranarray(audio[4000:8000]))  # not C-contiguous: SoundFile.write
+    encoder.write(audio[8000:].astype(np.int16))
+    encoder.close()
+    assert encoder.frames_written == len(audio)
+    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-"], capture_output=True,
+                             check=True).stdout
+    assert np.array_equal(np.frombuffer(decoded, dtype=np.int16).reshape(-1, 2), audio)
