@@ -237,6 +237,7 @@ class _PulseStream:
         self._asked_block_bytes = self._block_bytes  # set_block_frames, applied on the capture thread
         self._raise_live = True  # see _connect
         self._buffer: Any = None
+        self._empty = require("numpy", extra="core").empty  # the session imported it already
         self._buffer_address = 0
         self._fill = 0
         self._consumed = 0
@@ -633,10 +634,10 @@ class _PulseStream:
                 self._emit()
 
     def _new_buffer(self) -> None:
-        import numpy as np
-
-        self._buffer = np.empty(self._want // 2, dtype=np.int16)
-        self._buffer_address = self._buffer.ctypes.data
+        # Once per block: ``ndarray.ctypes`` builds a helper object each time; the interface
+        # dict is the cheaper way to the same address.
+        self._buffer = buffer = self._empty(self._want // 2, dtype="<i2")
+        self._buffer_address = buffer.__array_interface__["data"][0]
         self._fill = 0
 
     def _emit(self) -> None:
