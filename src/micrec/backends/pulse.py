@@ -55,8 +55,9 @@ GAP_SECONDS = 0.08
 #: Longest the reader waits on the connection for the packet that completes a block; a source
 #: that sends nothing for this long (suspended, stalled) is looked at again after it.
 PACKET_WAIT_SECONDS = 0.5
-#: Longest the server's packets wait in libpulse before the reader copies them out, whatever the
-#: block: each one holds a slot of the server's shared memory pool until it is dropped, and a
+#: Longest the server's small packets wait in libpulse before the reader copies them out, whatever
+#: the block (packets of a good share of a block, two or three to a block, wait for the block:
+#: see _wait_for_packet): each one holds a slot of the server's shared memory pool until it is dropped, and a
 #: page of this process's resident memory (600 a second from a source kept at 10 ms: a second's
 #: worth is 2.4 MB). Half a relaxed block (250 ms, :mod:`micrec._pacing`) keeps resident memory
 #: where the steady 100 ms blocks leave it: held for a whole relaxed block, the packets took
@@ -70,7 +71,8 @@ STALL_SECONDS = 0.5
 #: default 2048 frames at 48 kHz), and a busy machine a few milliseconds more. The wait ends as
 #: soon as the audio up to the stop has arrived; only a stalled source waits it out.
 TAIL_MARGIN_SECONDS = 0.06
-#: Packets at least this share of a block long are read as they come (see _wait_for_block).
+#: Packets at least this share of a block long are waited for on the connection, the compiled loop
+#: sleeping through them until the block is complete (see _wait_for_block, _wait_for_packet).
 WHOLE_PACKET_SHARE = 0.25
 #: How often a reader that wakes for packets asks the server for a timing report (every reply
 #: wakes it too); one that sleeps on a timer asks once per block, the reply waiting for it.
