@@ -17,7 +17,7 @@ Rows (each a process recording, or idling, for ``--seconds``; CPU from every thr
 ``parecord alone``
     Its capture half, writing the raw audio to a file.
 ``capture only``
-    ``parecord --latency-msec=250 > /dev/null``: what taking the server's packets in costs,
+    ``parecord --latency-msec=250``, its output thrown away: what taking the server's packets in costs,
     in C, with 250 ms blocks (the server still sends a packet per ~100 ms).
 ``python: wake only``
     A Python thread that wakes every 250 ms and does nothing: the interpreter's own cost of
@@ -36,17 +36,17 @@ target) and three quarters of it (the meter's, before the meter's own wake-ups).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.peers.mic import MIC, BenchMicrophone
-from benchmarks.peers.proc import process_schedstat, profile
+from benchmarks.peers.proc import ProcessTree, profile
+from benchmarks.peers.report import REFERENCE
+from benchmarks.peers.tools import TOOLS, WAV, Commands, Config
 
 #: A Python thread that wakes every 250 ms and does nothing else.
 WAKE_ONLY = """
@@ -90,48 +90,33 @@ worker()
 """
 
 
-def commands(tmp: Path) -> dict[str, list[str]]:
-    """row -> argv."""
-    rate, channels = MIC.rate, MIC.channels
-    raw = f"--raw --format=s16le --rate={rate} --channels={channels} -d {MIC.name}"
-    pipeline = (f"parecord --latency-msec=100 {raw} | ffmpeg -hide_banner -loglevel error -f s16le -ar {rate} "
-                f"-ac {channels} -i pipe:0 -c:a pcm_s16le -y {tmp}/record.wav")
-    skeleton = WORKER_SKELETON.format(rate=rate, channels=channels)
+def commands(tmp: Path) -> dict[str, Commands]:
+    """row -> the commands of its process tree (a pipeline when more than one)."""
+    cfg = Config(MIC.rate, MIC.channels)
+    record = next(tool for tool in TOOLS if tool.key == REFERENCE).build(WAV, cfg, tmp / "record.wav")
+    parecord = record[0]  # the pipeline's capture half, as the comparison runs it
     return {
-        "record's pipeline": ["bash", "-c", pipeline],
-        "parecord alone": ["bash", "-c", f"exec parecord --latency-msec=100 {raw} {tmp}/parecord.raw"],
-        "capture only": ["bash", "-c", f"exec parecord --latency-msec=250 {raw} > /dev/null"],
-        "python: wake only": [sys.executable, "-c", WAKE_ONLY],
-        "python: worker skeleton": [sys.executable, "-c", skeleton, f"{tmp}/skeleton.wav"],
+        "record's pipeline": record,
+        "parecord alone": [[*parecord, str(tmp / "parecord.raw")]],
+        "capture only": [[*(arg for arg in parecord if not arg.startswith("--latency-msec")), "--latency-msec=250"]],
+        "python: wake only": [[sys.executable, "-c", WAKE_ONLY]],
+        "python: worker skeleton": [[sys.executable, "-c", WORKER_SKELETON.format(rate=cfg.rate, channels=cfg.channels),
+                                     str(tmp / "skeleton.wav")]],
     }
 
 
-def measure(argv: list[str], env: dict[str, str], settle: float, seconds: float) -> float:
-    """CPU seconds per second of every process the command started (a pipeline's too)."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+def measure(commands: Commands, env: dict[str, str], log: Path, settle: float, seconds: float) -> float:
+    """CPU seconds per second of every process of the tree, over ``seconds`` after ``settle``."""
+    tree = ProcessTree(commands, env, log)
     try:
         time.sleep(settle)
-        pids = _tree(proc.pid)
-        before = {key: value for pid in pids for key, value in process_schedstat(pid).items()}
-        started = time.monotonic()
+        before, started = tree.schedstat(), time.monotonic()
         time.sleep(seconds)
-        after = {key: value for pid in pids for key, value in process_schedstat(pid).items()}
-        return profile(before, after, time.monotonic() - started).cpu
+        return profile(before, tree.schedstat(), time.monotonic() - started).cpu
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _tree(pid: int) -> list[int]:
-    import psutil
-
-    root = psutil.Process(pid)
-    return [pid, *(child.pid for child in root.children(recursive=True))]
+        tree.send(signal.SIGINT)
+        tree.reap(timeout=10)
+        tree.close_pipes()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = commands(Path(tmp))
         for _ in range(args.repeat):
             for name, command in rows.items():
-                results.setdefault(name, []).append(measure(command, mic.env, 2.0, args.seconds))
+                results.setdefault(name, []).append(measure(command, mic.env, Path(tmp) / "log", 2.0, args.seconds))
     cpu = {name: statistics.median(runs) for name, runs in results.items()}
     print(f"{args.server}, the recorder alone; median of {args.repeat} runs of {args.seconds:g} s (CPU s/s)")
     for name, value in cpu.items():

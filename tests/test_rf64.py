@@ -63,7 +63,7 @@ def test_short_wav_is_plain_riff(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "suffix"), [("WavEncoder", ".wav"), ("FlacEncoder", ".flac")])
 def test_libsndfile_writers_take_any_block_layout_bit_exact(tmp_path: Path, name: str, suffix: str) -> None:
-    """The direct sf_writef_short path (C-contiguous int16) and SoundFile.write (anything else) agree."""
+    """C-contiguous native int16 goes to sf_writef_short as it is; other layouts and byte orders are copied first."""
     import subprocess
 
     from micrec.encoders import flac, wav
@@ -74,8 +74,9 @@ def test_libsndfile_writers_take_any_block_layout_bit_exact(tmp_path: Path, name
     path = tmp_path / f"take{suffix}"
     encoder = cls(str(path), 48000, 2, 0)
     encoder.write(audio[:4000])  # contiguous: the direct call
-    encoder.write(np.asfortranarray(audio[4000:8000]))  # not C-contiguous: SoundFile.write
-    encoder.write(audio[8000:].astype(np.int16))
+    encoder.write(np.asfortranarray(audio[4000:8000]))  # not C-contiguous
+    encoder.write(audio[8000:10000].astype(np.int16))
+    encoder.write(audio[10000:].astype(">i2"))  # int16 in the other byte order
     encoder.close()
     assert encoder.frames_written == len(audio)
     decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-"], capture_output=True,

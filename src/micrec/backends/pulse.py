@@ -57,9 +57,9 @@ GAP_SECONDS = 0.08
 PACKET_WAIT_SECONDS = 0.5
 #: Longest the server's small packets wait in libpulse before the reader copies them out, whatever
 #: the block (packets of a good share of a block, two or three to a block, wait for the block:
-#: see _wait_for_packet): each one holds a slot of the server's shared memory pool until it is dropped, and a
-#: page of this process's resident memory (600 a second from a source kept at 10 ms: a second's
-#: worth is 2.4 MB). Half a relaxed block (250 ms, :mod:`micrec._pacing`) keeps resident memory
+#: see _wait_for_packet): each one holds a slot of the server's shared memory pool until it is
+#: dropped, and a page of this process's resident memory (600 a second from a source kept at
+#: 10 ms: a second's worth is 2.4 MB). Half a relaxed block (250 ms, :mod:`micrec._pacing`) keeps resident memory
 #: where the steady 100 ms blocks leave it: held for a whole relaxed block, the packets took
 #: 0.6-1.3 MB more over the take's first seconds (an AAC-LC CLI take peaked at 65.4 MB).
 HOLD_SECONDS = 0.125
@@ -489,11 +489,10 @@ class _PulseStream:
         this thread per block instead of per packet. ``_before_packet`` is then what the stream
         held before the last packet, for :meth:`_note_packet`.
         """
-        pa, mainloop = self._pa, self._mainloop
+        pa, mainloop, timeout = self._pa, self._mainloop, max(0, int(seconds * 1e6))
         if self._loop is not None:
             fast, ring = self._fast, self._doorbell_fd if self._ring else -1
             self._ring = False
-            timeout = max(0, int(seconds * 1e6))
             if needed <= 0:
                 return self._loop.micrec_wait(mainloop, fast.prepare_address, fast.poll_address,
                                               fast.dispatch_address, fast.iterate_address, timeout, _MAX_ITERATIONS,
@@ -506,7 +505,7 @@ class _PulseStream:
             self._interrupt.value = 0  # a new block size asked for meanwhile is applied next (_run_steady)
             self._before_packet = self._last_before.value
             return done
-        return (pa.pa_mainloop_prepare(mainloop, max(0, int(seconds * 1e6))) >= 0
+        return (pa.pa_mainloop_prepare(mainloop, timeout) >= 0
                 and pa.pa_mainloop_poll(mainloop) >= 0 and pa.pa_mainloop_dispatch(mainloop) >= 0)
 
     def _read_tail(self) -> None:

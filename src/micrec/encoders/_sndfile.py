@@ -56,6 +56,8 @@ class SndfileEncoder(Encoder):
         sf = soundfile_module()
         # libsndfile's own call, as SoundFile.write makes it (see write()).
         self._writef, self._from_buffer = sf._snd.sf_writef_short, sf._ffi.from_buffer
+        numpy = require("numpy", extra="core")
+        self._int16, self._as_block = numpy.dtype("=i2"), numpy.ascontiguousarray  # what sf_writef_short reads
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -66,13 +68,16 @@ class SndfileEncoder(Encoder):
 
         SoundFile.write wraps the same call in five seeks (it keeps a read/write position and a
         frame count that a file opened only for writing has no use for): a system call and a
-        few hundred lines of Python a block. The session's blocks are C-contiguous int16 of the
-        file's channels; anything else goes through SoundFile.write, which checks and converts.
+        few hundred lines of Python a block. The session's blocks are C-contiguous native int16
+        of the file's channels; another layout or byte order is copied into that first (SoundFile
+        would write a byte-swapped block's bytes as they are), and a block of the wrong shape
+        goes to SoundFile.write, which says what is wrong with it.
         """
         frames = len(block)
         try:
-            if block.dtype.itemsize != 2 or not block.flags.c_contiguous or block.shape[-1] != self.channels \
-                    or block.dtype.kind != "i":
+            if block.dtype != self._int16 or not block.flags.c_contiguous:
+                block = self._as_block(block, dtype=self._int16)
+            if block.ndim != 2 or block.shape[1] != self.channels:
                 self._file.write(block)
             elif self._writef(self._file._file, self._from_buffer("short[]", block), frames) != frames:
                 raise RuntimeError(self._sndfile_message())
